@@ -1,0 +1,133 @@
+"""Checkpoints: arrays in a content-named .npz, everything else in a JSON file that points at it.
+
+A run directory holds `latest.json` and (when there is validation) `best.json`. Each names its
+weights file `weights-<step>-<sha256 prefix>.npz` and that file's sha256. Writes go to a temporary
+file in the same folder, are flushed and fsynced, then renamed: the weights first, the JSON after,
+and only then are weights that no JSON names deleted. A kill at any moment therefore leaves each
+JSON naming a complete, matching weights file: the old checkpoint or the new one, never a broken one.
+Loading never executes code: JSON, and npz with allow_pickle=False.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError
+
+FORMAT = "charrnn-checkpoint"
+VERSION = 1
+KINDS = ("latest", "best")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a reader sees the old bytes or the new, never a mix."""
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # the rename itself is durable only once the directory entry is on disk
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(run_dir: Path, arrays: dict[str, np.ndarray], meta: dict, kinds: tuple[str, ...]) -> Path:
+    """Write one checkpoint as each of `kinds` ("latest", "best"); returns the path of the first JSON."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    weights = f"weights-{meta['step']:08d}-{sha[:12]}.npz"
+    atomic_write(run_dir / weights, data)
+    doc = {"format": FORMAT, "version": VERSION, "weights": weights, "weights_sha256": sha, **meta}
+    text = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode()
+    for kind in kinds:
+        atomic_write(run_dir / f"{kind}.json", text)
+    _remove_unreferenced(run_dir)
+    return run_dir / f"{kinds[0]}.json"
+
+
+def _remove_unreferenced(run_dir: Path) -> None:
+    keep = set()
+    for kind in KINDS:
+        try:
+            keep.add(json.loads((run_dir / f"{kind}.json").read_text())["weights"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    for path in run_dir.glob("weights-*.npz"):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def resolve(path: str | Path | None, prefer: str = "best") -> Path:
+    """The JSON file of a checkpoint given as a JSON file, a run directory, or None.
+
+    A run directory gives its `prefer` checkpoint when it has one, else latest.json. None picks the
+    run under ./runs whose checkpoint was written last.
+    """
+    if path is None:
+        found = sorted(Path("runs").glob("*/latest.json"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise CheckpointError(
+                "no checkpoint under ./runs: train one first (charrnn train configs/hello.yaml) "
+                "or pass --checkpoint RUN_DIR"
+            )
+        path = found[-1].parent
+    path = Path(path)
+    if path.is_dir():
+        for kind in (prefer, "latest"):
+            if (path / f"{kind}.json").is_file():
+                return path / f"{kind}.json"
+        raise CheckpointError(f"{path}: no checkpoint in this directory (expected latest.json)")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.suffix != ".json":
+        raise CheckpointError(f"{path}: expected a run directory or its latest.json / best.json")
+    return path
+
+
+def load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Meta and arrays of the checkpoint whose JSON is at `path`, verified against its checksum."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (unreadable JSON: {err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (no \"format\": \"{FORMAT}\")")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {meta.get('version')!r}, this charrnn reads version {VERSION}; "
+            "HINT: sample it with the charrnn that wrote it, or train again"
+        )
+    weights = path.parent / str(meta.get("weights"))
+    try:
+        data = weights.read_bytes()
+    except OSError:
+        raise CheckpointError(f"{path}: its weights file {weights.name} is missing") from None
+    if hashlib.sha256(data).hexdigest() != meta.get("weights_sha256"):
+        raise CheckpointError(f"{weights}: damaged (checksum does not match {path.name})")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{weights}: damaged ({err})") from None
+    return meta, arrays

@@ -1,0 +1,157 @@
+"""The training loop: truncated BPTT over batch_size tracks, clipping, updates, validation, checkpoints.
+
+It prints nothing: progress goes to a `report(event, info)` callback, checkpoints to a `save(state,
+kinds)` callback, and it returns a summary. Everything that decides the next step lives in
+`TrainState`, so a run saved at step k and resumed continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .config import Config
+from .data import Corpus, make_tracks, window, windows_per_epoch
+from .evaluate import mean_nll
+from .model import StackedRNN
+from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer
+
+MAX_BAD_STEPS = 10  # consecutive non-finite steps before the run gives up
+
+
+class Diverged(RuntimeError):
+    """Training produced non-finite losses or gradients too many steps in a row."""
+
+
+@dataclass
+class TrainState:
+    model: StackedRNN
+    optimizer: Optimizer
+    h: np.ndarray  # (L, B, H) each track's state, carried from one window to the next
+    rng: np.random.Generator  # dropout masks
+    step: int = 0  # updates done
+    window: int = 0  # next window of the epoch
+    epoch: int = 0
+    metrics: dict = field(default_factory=lambda: {
+        "train_loss": None, "val_loss": None, "best_val_loss": None, "best_step": None,
+        "skipped_steps": 0, "chars_trained": 0,
+    })
+
+
+def new_state(cfg: Config, vocab_size: int) -> TrainState:
+    m, t = cfg.model, cfg.train
+    model = StackedRNN(vocab_size, m.hidden_size, m.num_layers, seed=t.seed)
+    # a separate stream from the one that drew the weights: changing dropout leaves the init alone
+    rng = np.random.default_rng([t.seed, 1])
+    return TrainState(model, make_optimizer(t, model.params), model.zero_state(t.batch_size), rng)
+
+
+def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
+    arrays = {f"param/{k}": v for k, v in state.model.params.items()}
+    for slot, values in state.optimizer.slots.items():
+        arrays.update({f"opt/{slot}/{k}": v for k, v in values.items()})
+    arrays["h"] = state.h
+    return arrays
+
+
+def state_meta(state: TrainState) -> dict:
+    return {
+        "step": state.step, "window": state.window, "epoch": state.epoch,
+        "optimizer_t": state.optimizer.t, "rng": state.rng.bit_generator.state,
+        "metrics": dict(state.metrics),
+    }
+
+
+def restore_state(state: TrainState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Load a checkpoint into a fresh state of the same shapes; KeyError/ValueError if it does not fit."""
+    targets = {f"param/{k}": v for k, v in state.model.params.items()}
+    for slot, values in state.optimizer.slots.items():
+        targets.update({f"opt/{slot}/{k}": v for k, v in values.items()})
+    targets["h"] = state.h
+    if set(arrays) != set(targets):
+        raise KeyError(f"arrays {sorted(set(arrays) ^ set(targets))} do not match this config")
+    for name, dst in targets.items():
+        if arrays[name].shape != dst.shape:
+            raise ValueError(f"{name} has shape {arrays[name].shape}, this config needs {dst.shape}")
+        dst[...] = arrays[name]
+    state.step, state.window, state.epoch = int(meta["step"]), int(meta["window"]), int(meta["epoch"])
+    state.optimizer.t = int(meta["optimizer_t"])
+    state.rng.bit_generator.state = meta["rng"]
+    state.metrics.update(meta["metrics"])
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def train(cfg: Config, corpus: Corpus, state: TrainState,
+          save: Callable[[TrainState, tuple[str, ...]], object],
+          report: Callable[[str, dict], None] = lambda event, info: None,
+          stop_requested: Callable[[], bool] = lambda: False) -> dict:
+    """Run from state.step to train.steps (or until stop_requested); returns a summary."""
+    t = cfg.train
+    T, B = t.seq_length, t.batch_size
+    tracks = make_tracks(corpus.train, B, T)  # (B, n)
+    per_epoch = windows_per_epoch(tracks, T)
+    params, metrics = state.model.params, state.metrics
+    report("start", {"step": state.step, "steps": t.steps, "chars_per_step": T * B})
+    started, bad_in_a_row, interrupted = time.perf_counter(), 0, False
+    first_step = state.step
+    while state.step < t.steps:
+        if stop_requested():
+            interrupted = True
+            break
+        inputs, targets = window(tracks, state.window, T)
+        loss, grads, h_last = state.model.loss_and_grads(inputs, targets, state.h, cfg.model.dropout, state.rng)
+        norm = clip_grad_norm(grads, t.grad_clip)
+        lr = learning_rate(t, state.step)
+        if not _finite(loss, norm):
+            # a non-finite step never reaches the weights: skip it and restart the tracks' states
+            metrics["skipped_steps"] += 1
+            bad_in_a_row += 1
+            if bad_in_a_row >= MAX_BAD_STEPS:
+                raise Diverged(
+                    f"loss or gradient was not finite for {MAX_BAD_STEPS} steps in a row at step {state.step}; "
+                    "lower train.learning_rate or train.grad_clip"
+                )
+            state.h = np.zeros_like(state.h)
+        else:
+            bad_in_a_row = 0
+            state.optimizer.step(params, grads, lr)
+            state.h = h_last
+            metrics["train_loss"] = loss
+        metrics["chars_trained"] += T * B
+        state.step += 1
+        state.window += 1
+        if state.window == per_epoch:  # wrap around: a new epoch starts every track from zero
+            state.window, state.epoch = 0, state.epoch + 1
+            state.h = np.zeros_like(state.h)
+        kinds = ()
+        if len(corpus.val) > 1 and (state.step % t.eval_every == 0 or state.step == t.steps):
+            val_loss, _ = mean_nll(state.model, corpus.val, B, T)
+            metrics["val_loss"] = val_loss
+            improved = metrics["best_val_loss"] is None or val_loss < metrics["best_val_loss"]
+            if improved:
+                metrics["best_val_loss"], metrics["best_step"] = val_loss, state.step
+                kinds = ("latest", "best")
+            report("eval", {"step": state.step, "val_loss": val_loss, "best": improved})
+        if not kinds and (state.step % t.checkpoint_every == 0 or state.step == t.steps):
+            kinds = ("latest",)
+        if kinds:
+            report("checkpoint", {"step": state.step, "path": save(state, kinds)})
+        elapsed = time.perf_counter() - started
+        report("step", {"step": state.step, "loss": loss, "lr": lr,
+                        "grad_norm": norm, "epoch": state.epoch,
+                        "chars_per_sec": (state.step - first_step) * T * B / max(elapsed, 1e-9)})
+    if interrupted:
+        report("checkpoint", {"step": state.step, "path": save(state, ("latest",))})
+    wall = time.perf_counter() - started
+    return {
+        "step": state.step, "steps": t.steps, "interrupted": interrupted, "wall_seconds": wall,
+        "chars_per_sec": (state.step - first_step) * T * B / max(wall, 1e-9),
+        **metrics,
+    }

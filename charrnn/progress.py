@@ -1,0 +1,72 @@
+"""Training progress on stderr: a Rich bar on a terminal, plain periodic lines anywhere else."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+class Reporter:
+    """A `report(event, info)` callback for train(); `close()` when training ends."""
+
+    def __init__(self, quiet: bool = False, log_every: int = 100):
+        self.console = Console(stderr=True)  # looked up now, so test runners capture it
+        self.quiet, self.log_every = quiet, log_every
+        self.steps = self.chars_per_step = 0
+        self.loss = self.val_loss = None
+        self.bar: Progress | None = None
+        self.task = None
+
+    def __call__(self, event: str, info: dict) -> None:
+        if self.quiet:
+            return
+        getattr(self, f"_on_{event}")(info)
+
+    def _on_resume(self, info):
+        self.console.print(f"resuming from {info['path']} at step {info['step']}", highlight=False)
+
+    def _on_start(self, info):
+        self.steps, self.chars_per_step = info["steps"], info["chars_per_step"]
+        if self.console.is_terminal:
+            self.bar = Progress(
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]} chars/s"),
+                TimeRemainingColumn(), console=self.console,
+            )
+            self.task = self.bar.add_task("train", total=self.steps, completed=info["step"],
+                                          loss="-", val="-", speed="-")
+            self.bar.start()
+
+    def _on_step(self, info):
+        self.loss, step = info["loss"], info["step"]
+        speed = info["chars_per_sec"]
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, loss=_fmt(self.loss), speed=f"{speed:,.0f}")
+        elif step % self.log_every == 0 or step == self.steps:
+            self._line(step, speed)
+
+    def _on_eval(self, info):
+        self.val_loss = info["val_loss"]
+        if self.bar is not None:
+            self.bar.update(self.task, val=_fmt(self.val_loss))
+
+    def _on_checkpoint(self, info):
+        pass  # the summary names the checkpoint; a line per save would drown the log
+
+    def _line(self, step: int, speed: float) -> None:
+        eta = (self.steps - step) * self.chars_per_step / speed if speed > 0 else 0
+        minutes, seconds = divmod(int(eta), 60)
+        self.console.print(
+            f"step {step}/{self.steps}  loss {_fmt(self.loss)}  val {_fmt(self.val_loss)}  "
+            f"{speed:,.0f} chars/s  ETA {minutes}:{seconds:02d}",
+            highlight=False, soft_wrap=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -1,0 +1,38 @@
+"""Generate text: start from <s>, feed the prime, then feed each sampled character back in."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import StackedRNN
+from .vocab import BOS, EOS, Vocab
+
+
+def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
+    """One id from logits (V,): greedy argmax at temperature 0, else softmax(logits / T) over the top k."""
+    logits = logits.astype(np.float64)
+    logits[BOS] = -np.inf  # <s> only ever starts a record; it is never a continuation
+    if temperature == 0:
+        return int(np.argmax(logits))
+    if top_k is not None and top_k < len(logits):
+        logits[np.argsort(logits)[:-top_k]] = -np.inf
+    z = logits / temperature
+    p = np.exp(z - z.max())
+    cdf = np.cumsum(p)
+    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
+
+
+def sample(model: StackedRNN, vocab: Vocab, prime: str, length: int, temperature: float,
+           top_k: int | None, rng: np.random.Generator) -> str:
+    """The continuation of `prime` (without it): at most `length` characters, ending early at </s>."""
+    h = model.zero_state(1)  # (L, 1, H)
+    for i in [BOS, *vocab.encode(prime).tolist()]:
+        logits, h = model.step(np.array([i]), h)
+    out = []
+    while len(out) < length:
+        i = pick(logits[0], temperature, top_k, rng)
+        if i == EOS:
+            break
+        out.append(i)
+        logits, h = model.step(np.array([i]), h)
+    return vocab.decode(out)

@@ -6,6 +6,8 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 import sys
 from contextlib import contextmanager
@@ -50,6 +52,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's latest checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start over in a run directory that holds a checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the run on stdout."),
 ) -> None:
     """Train a model as CONFIG describes; checkpoints go to train.out_dir (default runs/<config stem>).
 
@@ -67,6 +70,10 @@ def train(
             finally:
                 reporter.close()
     err = _err()
+    if as_json:
+        bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
+                for k in ("train_loss", "val_loss", "best_val_loss")}
+        sys.stdout.write(json.dumps({**summary, **bits}) + "\n")
     if summary["interrupted"]:
         err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}")
         err.print(f"resume with: charrnn train {config} --resume")

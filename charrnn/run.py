@@ -6,8 +6,10 @@ touched, so bad input never leaves a half-made run behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -85,6 +87,43 @@ def stop_on_signals() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
+class MetricsLog:
+    """Appends a JSON line to metrics.jsonl at every log_every-th step, every validation and the last step."""
+
+    def __init__(self, path: Path, log_every: int):
+        self.path, self.log_every = path, log_every
+        self.val_loss = None
+        self.steps = 0
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "start":
+            self.steps = info["steps"]
+        elif event == "eval":
+            self.val_loss = info["val_loss"]
+        elif event == "step" and (info["step"] % self.log_every == 0 or self.val_loss is not None
+                                  or info["step"] == self.steps):
+            line = {"step": info["step"], "epoch": info["epoch"], "train_loss": info["loss"],
+                    "val_loss": self.val_loss, "lr": info["lr"], "grad_norm": info["grad_norm"],
+                    "chars_per_sec": info["chars_per_sec"], "time": time.time()}
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+            self.val_loss = None
+
+    def keep_through(self, step: int) -> None:
+        """Drop lines past `step`: a resumed run rewrites what its interrupted predecessor logged after it."""
+        if self.path.exists():
+            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if _step_of(line) <= step]
+            checkpoint.atomic_write(self.path, "".join(kept).encode())
+
+
+def _step_of(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")  # a line cut short by a crash
+
+
 def _differences(a: Config, b: Config) -> list[str]:
     flat_a, flat_b = config_to_dict(a), config_to_dict(b)
     return [
@@ -99,6 +138,7 @@ def _clear_run(out_dir: Path) -> None:
         (out_dir / f"{kind}.json").unlink(missing_ok=True)
     for path in out_dir.glob("weights-*.npz"):
         path.unlink()
+    (out_dir / "metrics.jsonl").unlink(missing_ok=True)
 
 
 def train_run(config_path: str, overrides: list[str], resume: bool = False, force: bool = False,
@@ -118,6 +158,7 @@ def train_run(config_path: str, overrides: list[str], resume: bool = False, forc
     with run_lock(out_dir):
         latest = out_dir / "latest.json"
         state = new_state(cfg, corpus.vocab.size)
+        metrics_log = MetricsLog(out_dir / "metrics.jsonl", cfg.train.log_every)
         if latest.exists() and resume:
             meta, arrays = checkpoint.load(latest)
             _check_resumable(latest, meta, cfg, corpus.vocab)
@@ -125,6 +166,7 @@ def train_run(config_path: str, overrides: list[str], resume: bool = False, forc
                 restore_state(state, meta, arrays)
             except (KeyError, ValueError, TypeError) as err:
                 raise CheckpointError(f"{latest}: does not fit this config: {err}") from None
+            metrics_log.keep_through(state.step)
             report("resume", {"step": state.step, "path": latest})
         elif latest.exists() and not force:
             raise CharrnnError(
@@ -138,8 +180,12 @@ def train_run(config_path: str, overrides: list[str], resume: bool = False, forc
             meta = {"config": config_to_dict(cfg), "vocab": corpus.vocab.to_json(), **state_meta(s)}
             return checkpoint.save(out_dir, state_arrays(s), meta, kinds)
 
+        def tee(event: str, info: dict) -> None:
+            metrics_log(event, info)
+            report(event, info)
+
         stop = (lambda: bool(signals)) if signals is not None else (lambda: False)
-        summary = train(cfg, corpus, state, save, report, stop)
+        summary = train(cfg, corpus, state, save, tee, stop)
     return {"run_dir": str(out_dir), **summary}
 
 

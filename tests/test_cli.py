@@ -88,8 +88,13 @@ def test_existing_run_needs_resume_or_force(in_tmp):
     refused = invoke("train", path, "-q")
     assert refused.exit_code == 1 and "--resume" in refused.stderr and "--force" in refused.stderr
     assert invoke("train", path, "-q", "--force").exit_code == 0
-    longer = invoke("train", path, "-q", "--resume", "--set", "train.steps=30")
+    longer = invoke("train", path, "-q", "--resume", "--set", "train.steps=30", "--json")
     assert longer.exit_code == 0
+    summary = json.loads(longer.stdout)
+    assert summary["step"] == 30 and summary["run_dir"] == str(in_tmp / "runs" / "tiny")
+    logged = [json.loads(line) for line in (in_tmp / "runs" / "tiny" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in logged] == [5, 10, 15, 20, 25, 30]
+    assert all(m["val_loss"] is not None for m in logged)
     assert json.loads((in_tmp / "runs" / "tiny" / "latest.json").read_text())["step"] == 30
     changed = invoke("train", path, "-q", "--resume", "--set", "train.steps=40", "--set", "model.hidden_size=8")
     assert changed.exit_code == 2 and "model.hidden_size" in changed.stderr

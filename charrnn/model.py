@@ -34,20 +34,28 @@ def forward(params: dict, inputs: np.ndarray, h0: np.ndarray, dropout: float = 0
     T, B = inputs.shape
     L = num_layers(params)
     dtype = params["W_xh"].dtype
-    keep = (inputs != BOS)[:, :, None].astype(dtype)  # (T, B, 1) 0 where the state restarts
+    H = params["W_xh"].shape[0]
+    restarts = (inputs == BOS).any(axis=1).tolist()  # per step: does any track restart there
+    # the keep mask is only built, and only applied, where a window holds <s>
+    keep = (inputs != BOS)[:, :, None].astype(dtype) if any(restarts) else None  # (T, B, 1)
     hs, ups, masks = [], [], []
     up = None  # (T, B, H) what the layer below hands up
     for l in range(1, L + 1):
         W_hht, b_h = params[f"W_hht.{l}"], params[f"b_h.{l}"]
         if l == 1:
-            pre = params["W_xh"].T[inputs] + b_h  # (T, B, H) row gather of W_xh.T
+            pre = (params["W_xh"].T + b_h)[inputs]  # (T, B, H) row gather, bias added to V rows, not T*B
         else:
-            pre = (up @ params[f"W_hhd.{l}"].T) + b_h  # (T, B, H) whole window at once
-        h = np.empty((T + 1,) + pre.shape[1:], dtype)  # (T+1, B, H), h[0] = h0
+            pre = np.dot(up.reshape(T * B, H), params[f"W_hhd.{l}"].T).reshape(T, B, H)  # whole window at once
+            pre += b_h
+        h = np.empty((T + 1, B, H), dtype)  # (T+1, B, H), h[0] = h0
         h[0] = h0[l - 1]
+        h_t, pre_t, W_hht_T = list(h), list(pre), W_hht.T  # views made once: the loop below is call-bound
         for t in range(T):
-            h_prev = h[t] * keep[t]  # zero rows whose input is <s>: state restarts at each start token
-            np.tanh(pre[t] + h_prev @ W_hht.T, out=h[t + 1])
+            # zero rows whose input is <s>: state restarts at each start token
+            h_prev = h_t[t] * keep[t] if restarts[t] else h_t[t]
+            np.dot(h_prev, W_hht_T, out=h_t[t + 1])
+            np.add(h_t[t + 1], pre_t[t], out=h_t[t + 1])
+            np.tanh(h_t[t + 1], out=h_t[t + 1])
         up = h[1:]
         mask = None
         if dropout > 0:
@@ -56,55 +64,63 @@ def forward(params: dict, inputs: np.ndarray, h0: np.ndarray, dropout: float = 0
         hs.append(h)
         ups.append(up)
         masks.append(mask)
-    H = up.shape[-1]
-    logits = up.reshape(T * B, H) @ params["W_hy"].T + params["b_y"]  # (T*B, V)
-    return logits, {"inputs": inputs, "keep": keep, "hs": hs, "ups": ups, "masks": masks}
+    logits = np.dot(up.reshape(T * B, H), params["W_hy"].T)  # (T*B, V)
+    logits += params["b_y"]
+    return logits, {"inputs": inputs, "keep": keep, "restarts": restarts, "hs": hs, "ups": ups, "masks": masks}
 
 
 def backward(params: dict, dlogits: np.ndarray, cache: dict) -> tuple[dict, np.ndarray]:
     """Gradients of every parameter and of h0, given the loss gradient wrt the logits (T*B, V)."""
-    inputs, keep, hs, ups, masks = (cache[k] for k in ("inputs", "keep", "hs", "ups", "masks"))
+    inputs, keep, restarts, hs, ups, masks = (
+        cache[k] for k in ("inputs", "keep", "restarts", "hs", "ups", "masks"))
     T, B = inputs.shape
     L = len(hs)
     H = hs[0].shape[-1]
-    grads = {"W_hy": dlogits.T @ ups[-1].reshape(T * B, H), "b_y": dlogits.sum(axis=0)}
-    dup = (dlogits @ params["W_hy"]).reshape(T, B, H)  # (T, B, H) loss gradient wrt layer L's output
+    V = dlogits.shape[1]
+    grads = {"W_hy": np.dot(dlogits.T, ups[-1].reshape(T * B, H)), "b_y": dlogits.sum(axis=0)}
+    dup = np.dot(dlogits, params["W_hy"]).reshape(T, B, H)  # (T, B, H) loss gradient wrt layer L's output
     dh0 = np.empty((L, B, H), dlogits.dtype)
     for l in range(L, 0, -1):
         h, W_hht = hs[l - 1], params[f"W_hht.{l}"]
         if masks[l - 1] is not None:
-            dup = dup * masks[l - 1]
-        dh_raw = np.empty_like(dup)  # (T, B, H) gradient wrt the pre-activations
-        dh_next = np.zeros((B, H), dlogits.dtype)
+            dup *= masks[l - 1]
+        dtanh = h[1:] * h[1:]  # (T, B, H) tanh' = 1 - h^2, from the stored activations, for the whole window
+        np.subtract(1, dtanh, out=dtanh)
+        # dup becomes dh_raw (the gradient wrt the pre-activations) in place, one step at a time
+        dh_raw_t, dtanh_t = list(dup), list(dtanh)
+        dh_next = dh0[l - 1]  # (B, H) written by every step; after step 0 it is the gradient wrt h0
         for t in range(T - 1, -1, -1):
-            dh = dup[t] + dh_next
-            dh_raw[t] = dh * (1 - h[t + 1] * h[t + 1])  # tanh' from the stored activation
-            dh_next = (dh_raw[t] @ W_hht) * keep[t]  # no gradient flows past a restart
-        dh0[l - 1] = dh_next
-        dh_raw2 = dh_raw.reshape(T * B, H)
-        h_prev = (h[:-1] * keep).reshape(T * B, H)
-        grads[f"W_hht.{l}"] = dh_raw2.T @ h_prev
-        grads[f"b_h.{l}"] = dh_raw2.sum(axis=0)
+            if t < T - 1:
+                np.add(dh_raw_t[t], dh_next, out=dh_raw_t[t])
+            np.multiply(dh_raw_t[t], dtanh_t[t], out=dh_raw_t[t])
+            np.dot(dh_raw_t[t], W_hht, out=dh_next)
+            if restarts[t]:
+                dh_next *= keep[t]  # no gradient flows past a restart
+        dh_raw = dup.reshape(T * B, H)
+        h_prev = h[:-1] if keep is None else h[:-1] * keep  # (T, B, H) what W_hht multiplied
+        grads[f"W_hht.{l}"] = np.dot(dh_raw.T, h_prev.reshape(T * B, H))
+        grads[f"b_h.{l}"] = dh_raw.sum(axis=0)
         if l > 1:
-            grads[f"W_hhd.{l}"] = dh_raw2.T @ ups[l - 2].reshape(T * B, H)
-            dup = (dh_raw2 @ params[f"W_hhd.{l}"]).reshape(T, B, H)
+            grads[f"W_hhd.{l}"] = np.dot(dh_raw.T, ups[l - 2].reshape(T * B, H))
+            dup = np.dot(dh_raw, params[f"W_hhd.{l}"]).reshape(T, B, H)
         else:
-            dW_xh = np.zeros_like(params["W_xh"])
-            np.add.at(dW_xh.T, inputs.reshape(-1), dh_raw2)  # scatter-add rows back to input columns
-            grads["W_xh"] = dW_xh
+            one_hot = np.zeros((T * B, V), dlogits.dtype)  # (T*B, V) the scatter-add of rows to input
+            one_hot[np.arange(T * B), inputs.reshape(-1)] = 1  # columns, done as a product: np.add.at is slower
+            grads["W_xh"] = np.dot(dh_raw.T, one_hot)
     return grads, dh0
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean cross-entropy in nats over all rows, and its gradient wrt the logits."""
+    N = len(targets)
+    rows = np.arange(N)
     shifted = logits - logits.max(axis=1, keepdims=True)  # subtract the max: exp never overflows
-    probs = np.exp(shifted)
+    picked = shifted[rows, targets]
+    probs = np.exp(shifted, out=shifted)
     sums = probs.sum(axis=1, keepdims=True)
-    rows = np.arange(len(targets))
-    loss = float(np.mean(np.log(sums[:, 0]) - shifted[rows, targets]))
-    probs /= sums
-    probs[rows, targets] -= 1
-    probs /= len(targets)
+    loss = float(np.mean(np.log(sums[:, 0]) - picked))
+    probs /= sums * N  # softmax, already divided by N for the mean
+    probs[rows, targets] -= 1 / N
     return loss, probs
 
 

@@ -6,24 +6,41 @@ Parameters change only here, in place. Each optimizer keeps its per-parameter mo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .config import TrainConfig
 
 
 class Optimizer:
+    """Every update runs on one flat vector of all parameters: a few passes in all, not a few per array."""
+
     slot_names: tuple[str, ...] = ()
 
     def __init__(self, params: dict):
         self.t = 0
-        self.slots = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slot_names}
+        self._sizes = {k: p.size for k, p in params.items()}
+        dtype = np.result_type(*params.values())
+        self._flat = {s: np.zeros(sum(self._sizes.values()), dtype) for s in self.slot_names}
+        # slots[s][name] are views into the flat vector, so a checkpoint reads and restores them in place
+        self.slots = {s: self._unflatten(flat, params) for s, flat in self._flat.items()}
+
+    def _unflatten(self, flat: np.ndarray, like: dict) -> dict:
+        views, at = {}, 0
+        for k, n in self._sizes.items():
+            views[k] = flat[at:at + n].reshape(like[k].shape)
+            at += n
+        return views
 
     def step(self, params: dict, grads: dict, lr: float) -> None:
         self.t += 1
-        for name, p in params.items():
-            self._update(name, p, grads[name], lr)
+        g = np.concatenate([grads[k].reshape(-1) for k in self._sizes])  # a copy: _delta may overwrite it
+        for k, d in self._unflatten(self._delta(g, lr), params).items():
+            params[k] -= d
 
-    def _update(self, name: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+    def _delta(self, g: np.ndarray, lr: float) -> np.ndarray:
+        """The step to subtract from the flat parameters, given the flat gradient g (free to overwrite)."""
         raise NotImplementedError
 
 
@@ -36,11 +53,11 @@ class SGD(Optimizer):
         super().__init__(params)
         self.momentum = momentum
 
-    def _update(self, name, p, g, lr):
-        v = self.slots["velocity"][name]
+    def _delta(self, g, lr):
+        v = self._flat["velocity"]
         v *= self.momentum
         v += g
-        p -= lr * v
+        return np.multiply(v, lr, out=g)
 
 
 class Adagrad(Optimizer):
@@ -49,10 +66,10 @@ class Adagrad(Optimizer):
     slot_names = ("sum_sq",)
     eps = 1e-8
 
-    def _update(self, name, p, g, lr):
-        s = self.slots["sum_sq"][name]
-        s += g * g
-        p -= lr * g / (np.sqrt(s) + self.eps)
+    def _delta(self, g, lr):
+        s, sq = self._flat["sum_sq"], g * g
+        s += sq
+        return _scaled(g, lr, s, self.eps, out=sq)
 
 
 class RMSprop(Optimizer):
@@ -61,11 +78,12 @@ class RMSprop(Optimizer):
     slot_names = ("mean_sq",)
     alpha, eps = 0.99, 1e-8
 
-    def _update(self, name, p, g, lr):
-        s = self.slots["mean_sq"][name]
+    def _delta(self, g, lr):
+        s, sq = self._flat["mean_sq"], g * g
         s *= self.alpha
-        s += (1 - self.alpha) * g * g
-        p -= lr * g / (np.sqrt(s) + self.eps)
+        sq *= 1 - self.alpha
+        s += sq
+        return _scaled(g, lr, s, self.eps, out=sq)
 
 
 class Adam(Optimizer):
@@ -74,21 +92,27 @@ class Adam(Optimizer):
     slot_names = ("m", "v")
     beta1, beta2, eps = 0.9, 0.999, 1e-8
 
-    def step(self, params, grads, lr):
-        self.t += 1
-        # fold both bias corrections into the step size and eps: one pass less over every array
-        c1, c2 = 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
-        self._lr_t, self._eps_t = lr * np.sqrt(c2) / c1, self.eps * np.sqrt(c2)
-        for name, p in params.items():
-            self._update(name, p, grads[name], lr)
-
-    def _update(self, name, p, g, lr):
-        m, v = self.slots["m"][name], self.slots["v"][name]
+    def _delta(self, g, lr):
+        m, v = self._flat["m"], self._flat["v"]
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
-        v += (1 - self.beta2) * g * g
-        p -= self._lr_t * m / (np.sqrt(v) + self._eps_t)
+        g *= g
+        g *= 1 - self.beta2
+        v += g
+        # fold both bias corrections into the step size and eps: one pass less over every array;
+        # Python floats, so float32 moments stay float32
+        c1, c2 = 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
+        return _scaled(m, lr * math.sqrt(c2) / c1, v, self.eps * math.sqrt(c2), out=g)
+
+
+def _scaled(x: np.ndarray, lr: float, sq: np.ndarray, eps: float, out: np.ndarray) -> np.ndarray:
+    """lr * x / (sqrt(sq) + eps), written into out (torch's order: divide, then scale)."""
+    np.sqrt(sq, out=out)
+    out += eps
+    np.divide(x, out, out=out)
+    out *= lr
+    return out
 
 
 def make_optimizer(cfg: TrainConfig, params: dict) -> Optimizer:

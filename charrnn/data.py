@@ -13,6 +13,7 @@ from .errors import ConfigError, DataError
 from .vocab import BOS, EOS, Vocab
 
 _BLANK_LINES = re.compile(r"\r?\n(?:[ \t]*\r?\n)+")
+_GROUP = 1 << 20  # characters of short records encoded in one call
 
 
 def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -58,15 +59,31 @@ def split_records(text: str, mode: str) -> list[str]:
 
 
 def encode_records(records: list[str], vocab: Vocab) -> np.ndarray:
-    """One id stream: each record as `<s> ids </s>`, back to back."""
-    total = sum(len(r) + 2 for r in records)
-    ids = np.empty(total, dtype=vocab.id_dtype)  # (N,) one or two bytes per character, never one-hot
-    at = 0
-    for record in records:
-        ids[at] = BOS
-        ids[at + 1:at + 1 + len(record)] = vocab.encode(record)
-        ids[at + 1 + len(record)] = EOS
-        at += len(record) + 2
+    """One id stream: each record as `<s> ids </s>`, back to back.
+
+    Short records are encoded a group of about 1M characters at a time, long ones in place, so the
+    cost is per character, not per record, and no second copy of the stream is ever made.
+    """
+    lengths = np.fromiter(map(len, records), np.int64, len(records))  # (R,)
+    ends = np.cumsum(lengths + 2)  # (R,) one past each record's </s>
+    starts = ends - lengths - 2  # (R,) each record's <s>
+    ids = np.empty(int(ends[-1]) if len(records) else 0, dtype=vocab.id_dtype)  # (N,) one or two bytes per character, never one-hot
+    ids[starts] = BOS
+    ids[ends - 1] = EOS
+    big = lengths >= _GROUP
+    group = np.cumsum(lengths) // _GROUP  # (R,) which ~1M-character bucket each record ends in
+    first = np.ones(len(records), bool)  # (R,) records that open a group: new bucket, or a big one on either side
+    first[1:] = (group[1:] != group[:-1]) | big[1:] | big[:-1]
+    firsts = np.flatnonzero(first).tolist()
+    for i, j in zip(firsts, firsts[1:] + [len(records)]):
+        if j - i == 1:
+            vocab.encode(records[i], out=ids[starts[i] + 1:ends[i] - 1])
+            continue
+        span = ids[starts[i]:ends[j - 1]]
+        is_char = np.ones(len(span), bool)
+        is_char[starts[i:j] - starts[i]] = False
+        is_char[ends[i:j] - 1 - starts[i]] = False
+        span[is_char] = vocab.encode("".join(records[i:j]))
     return ids
 
 

@@ -130,14 +130,26 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def step(params: dict, ids: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One time step for B tracks: ids (B,), h (L, B, H) -> logits (B, V), new h (L, B, H)."""
-    keep = (ids != BOS)[:, None].astype(h.dtype)  # (B, 1)
-    h_new = np.empty_like(h)
-    below = None
+    """One time step for B tracks: ids (B,), h (L, B, H) -> logits (B, V), new h (L, B, H).
+
+    The same sums, in the same order, as forward's loop: sampling and training see one model.
+    """
+    if (ids == BOS).any():
+        h = h * (ids != BOS)[None, :, None]  # zero rows whose input is <s>: state restarts at each start token
+    h_new = np.empty_like(h)  # (L, B, H)
     for l in range(1, len(h) + 1):
-        x_part = params["W_xh"].T[ids] if l == 1 else below @ params[f"W_hhd.{l}"].T  # (B, H)
-        below = h_new[l - 1] = np.tanh(x_part + (h[l - 1] * keep) @ params[f"W_hht.{l}"].T + params[f"b_h.{l}"])
-    return below @ params["W_hy"].T + params["b_y"], h_new
+        b_h = params[f"b_h.{l}"]
+        if l == 1:
+            pre = params["W_xh"].T[ids] + b_h  # (B, H)
+        else:
+            pre = np.dot(h_new[l - 2], params[f"W_hhd.{l}"].T)
+            pre += b_h
+        np.dot(h[l - 1], params[f"W_hht.{l}"].T, out=h_new[l - 1])
+        np.add(h_new[l - 1], pre, out=h_new[l - 1])
+        np.tanh(h_new[l - 1], out=h_new[l - 1])
+    logits = np.dot(h_new[-1], params["W_hy"].T)  # (B, V)
+    logits += params["b_y"]
+    return logits, h_new
 
 
 class StackedRNN:

@@ -10,16 +10,16 @@ from .vocab import BOS, EOS, Vocab
 
 def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
     """One id from logits (V,): greedy argmax at temperature 0, else softmax(logits / T) over the top k."""
-    logits = logits.astype(np.float64)
+    logits = logits.astype(np.float64)  # (V,) a copy: everything below works in place on it
     logits[BOS] = -np.inf  # <s> only ever starts a record; it is never a continuation
     if temperature == 0:
-        return int(np.argmax(logits))
+        return int(logits.argmax())
     if top_k is not None and top_k < len(logits):
         logits[np.argsort(logits)[:-top_k]] = -np.inf
-    z = logits / temperature
-    p = np.exp(z - z.max())
-    cdf = np.cumsum(p)
-    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
+    logits /= temperature
+    logits -= logits.max()
+    cdf = np.exp(logits, out=logits).cumsum(out=logits)
+    return int(min(cdf.searchsorted(rng.random() * cdf[-1], side="right"), len(cdf) - 1))
 
 
 def sample(model: StackedRNN, vocab: Vocab, prime: str, length: int, temperature: float,

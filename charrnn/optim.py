@@ -23,6 +23,7 @@ class Optimizer:
         self._sizes = {k: p.size for k, p in params.items()}
         dtype = np.result_type(*params.values())
         self._flat = {s: np.zeros(sum(self._sizes.values()), dtype) for s in self.slot_names}
+        self._g = np.empty(sum(self._sizes.values()), dtype)  # the flat gradient, reused every step
         # slots[s][name] are views into the flat vector, so a checkpoint reads and restores them in place
         self.slots = {s: self._unflatten(flat, params) for s, flat in self._flat.items()}
 
@@ -35,7 +36,7 @@ class Optimizer:
 
     def step(self, params: dict, grads: dict, lr: float) -> None:
         self.t += 1
-        g = np.concatenate([grads[k].reshape(-1) for k in self._sizes])  # a copy: _delta may overwrite it
+        g = np.concatenate([grads[k].reshape(-1) for k in self._sizes], out=self._g)  # a copy _delta may overwrite
         for k, d in self._unflatten(self._delta(g, lr), params).items():
             params[k] -= d
 

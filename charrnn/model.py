@@ -190,7 +190,7 @@ class StackedRNN:
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
         self.dtype = np.dtype(dtype)
         self.params = init_params(vocab_size, hidden_size, num_layers, np.random.default_rng(seed), self.dtype)
-        self._work = {}  # scratch arrays loss_and_grads reuses from one window to the next
+        self._work = {}  # scratch arrays loss_and_grads and log_probs reuse from one window to the next
 
     def zero_state(self, batch_size: int) -> np.ndarray:
         return np.zeros((self.num_layers, batch_size, self.hidden_size), self.dtype)  # (L, B, H)
@@ -213,7 +213,7 @@ class StackedRNN:
         inputs, targets = np.asarray(inputs), np.asarray(targets)
         T, B = inputs.shape
         h0 = self.zero_state(B) if h0 is None else np.asarray(h0, self.dtype)
-        logits, cache = forward(self.params, inputs, h0)
+        logits, cache = forward(self.params, inputs, h0, work=self._work)
         logp = log_softmax(logits)[np.arange(T * B), targets.reshape(-1)]
         return logp.reshape(T, B), np.stack([h[-1] for h in cache["hs"]])
 

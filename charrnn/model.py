@@ -145,7 +145,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray,
     picked = shifted[rows, targets]
     probs = np.exp(shifted, out=shifted)
     sums = probs.sum(axis=1, keepdims=True)
-    loss = float(np.mean(np.log(sums[:, 0]) - picked))
+    loss = float((np.log(sums[:, 0]) - picked).sum()) / N
     probs /= sums * N  # softmax, already divided by N for the mean
     probs[rows, targets] -= 1 / N
     return loss, probs

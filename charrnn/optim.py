@@ -23,9 +23,11 @@ class Optimizer:
         self._sizes = {k: p.size for k, p in params.items()}
         dtype = np.result_type(*params.values())
         self._flat = {s: np.zeros(sum(self._sizes.values()), dtype) for s in self.slot_names}
-        self._g = np.empty(sum(self._sizes.values()), dtype)  # the flat gradient, reused every step
         # slots[s][name] are views into the flat vector, so a checkpoint reads and restores them in place
         self.slots = {s: self._unflatten(flat, params) for s, flat in self._flat.items()}
+        self._g = np.empty(sum(self._sizes.values()), dtype)  # the flat gradient, then the step; reused
+        self._g_views = self._unflatten(self._g, params)
+        self._scratch = np.empty_like(self._g)  # for the updates' intermediate terms: no allocation per step
 
     def _unflatten(self, flat: np.ndarray, like: dict) -> dict:
         views, at = {}, 0
@@ -36,12 +38,13 @@ class Optimizer:
 
     def step(self, params: dict, grads: dict, lr: float) -> None:
         self.t += 1
-        g = np.concatenate([grads[k].reshape(-1) for k in self._sizes], out=self._g)  # a copy _delta may overwrite
-        for k, d in self._unflatten(self._delta(g, lr), params).items():
+        np.concatenate([grads[k].reshape(-1) for k in self._sizes], out=self._g)
+        self._delta(self._g, lr)
+        for k, d in self._g_views.items():
             params[k] -= d
 
-    def _delta(self, g: np.ndarray, lr: float) -> np.ndarray:
-        """The step to subtract from the flat parameters, given the flat gradient g (free to overwrite)."""
+    def _delta(self, g: np.ndarray, lr: float) -> None:
+        """Turn the flat gradient g, in place, into the step to subtract from the flat parameters."""
         raise NotImplementedError
 
 
@@ -58,7 +61,7 @@ class SGD(Optimizer):
         v = self._flat["velocity"]
         v *= self.momentum
         v += g
-        return np.multiply(v, lr, out=g)
+        np.multiply(v, lr, out=g)
 
 
 class Adagrad(Optimizer):
@@ -68,9 +71,9 @@ class Adagrad(Optimizer):
     eps = 1e-8
 
     def _delta(self, g, lr):
-        s, sq = self._flat["sum_sq"], g * g
+        s, sq = self._flat["sum_sq"], np.multiply(g, g, out=self._scratch)
         s += sq
-        return _scaled(g, lr, s, self.eps, out=sq)
+        _scaled(g, lr, s, self.eps, scratch=sq, out=g)
 
 
 class RMSprop(Optimizer):
@@ -80,11 +83,11 @@ class RMSprop(Optimizer):
     alpha, eps = 0.99, 1e-8
 
     def _delta(self, g, lr):
-        s, sq = self._flat["mean_sq"], g * g
+        s, sq = self._flat["mean_sq"], np.multiply(g, g, out=self._scratch)
         s *= self.alpha
         sq *= 1 - self.alpha
         s += sq
-        return _scaled(g, lr, s, self.eps, out=sq)
+        _scaled(g, lr, s, self.eps, scratch=sq, out=g)
 
 
 class Adam(Optimizer):
@@ -96,7 +99,7 @@ class Adam(Optimizer):
     def _delta(self, g, lr):
         m, v = self._flat["m"], self._flat["v"]
         m *= self.beta1
-        m += (1 - self.beta1) * g
+        m += np.multiply(g, 1 - self.beta1, out=self._scratch)
         v *= self.beta2
         g *= g
         g *= 1 - self.beta2
@@ -104,16 +107,15 @@ class Adam(Optimizer):
         # fold both bias corrections into the step size and eps: one pass less over every array;
         # Python floats, so float32 moments stay float32
         c1, c2 = 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
-        return _scaled(m, lr * math.sqrt(c2) / c1, v, self.eps * math.sqrt(c2), out=g)
+        _scaled(m, lr * math.sqrt(c2) / c1, v, self.eps * math.sqrt(c2), scratch=g, out=g)
 
 
-def _scaled(x: np.ndarray, lr: float, sq: np.ndarray, eps: float, out: np.ndarray) -> np.ndarray:
-    """lr * x / (sqrt(sq) + eps), written into out (torch's order: divide, then scale)."""
-    np.sqrt(sq, out=out)
-    out += eps
-    np.divide(x, out, out=out)
+def _scaled(x: np.ndarray, lr: float, sq: np.ndarray, eps: float, scratch: np.ndarray, out: np.ndarray) -> None:
+    """out = lr * x / (sqrt(sq) + eps), in torch's order (divide, then scale); scratch may be out."""
+    np.sqrt(sq, out=scratch)
+    scratch += eps
+    np.divide(x, scratch, out=out)
     out *= lr
-    return out
 
 
 def make_optimizer(cfg: TrainConfig, params: dict) -> Optimizer:

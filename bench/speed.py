@@ -1,18 +1,19 @@
 """charrnn beside torch.nn.RNN on this machine: training, sampling and scale, in one table.
 
-    python bench/speed.py              # the table on stdout (about 10 minutes on 2 cores)
+    python bench/speed.py              # the table on stdout (about 15 minutes on 2 cores)
     python bench/speed.py --json       # the same numbers as JSON on stdout, the table on stderr
-    python bench/speed.py --quick      # fewer repeats and a 20 MB scale test: a smoke run
+    python bench/speed.py --quick      # fewer and shorter runs, a 20 MB scale test: a smoke run
 
 Needs the `bench` extra (`pip install -e '.[bench]'`: threadpoolctl) and torch (CPU build).
-Method: every number is a median over repeated runs; charrnn and torch runs alternate, so both see
-the same machine load, and each ratio comes from the same invocation. Each run times whole training
-windows (forward, backward, clipping at 5, Adam) after warm-up windows, on Tiny Shakespeare's ids
-(vocabulary 67) when ../shared/data/tinyshakespeare.txt is there, else on random ids.
-Model FLOPs per character are 6 x the weights used in products (L H^2 + (L-1) H^2 + H V): forward,
-and two gradient products back; layer 1's input is a row gather for charrnn and is not counted.
-Thread counts are set with threadpoolctl (numpy's BLAS) and torch.set_num_threads, and in the
-environment of every subprocess.
+Method: every contender runs in its own process (charrnn's never imports torch), with its thread
+count set in the environment before numpy or torch loads, so neither library's thread pool spins
+against the other's. Their timed runs alternate (charrnn, torch, charrnn, ...) with a short pause
+between, so both see the same machine load; each number is the median of its runs, and each ratio
+comes from the same invocation. A training run times whole windows (forward, backward, clipping at 5,
+Adam) after two warm-up windows, on Tiny Shakespeare's ids (vocabulary 67) when
+../shared/data/tinyshakespeare.txt is there, else on random ids.
+Model FLOPs per character are 6 x the weights used in products, 6 (L H^2 + (L-1) H^2 + H V):
+forward, and two gradient products back; layer 1's input is a row gather and is not counted.
 """
 
 from __future__ import annotations
@@ -21,27 +22,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
-
-import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
-
-from charrnn.data import encode_records, make_tracks, read_text, split_records, window
-from charrnn.model import StackedRNN
-from charrnn.optim import Adam, clip_grad_norm
-from charrnn.sample import sample
-from charrnn.vocab import EOS, Vocab
-
-try:
-    import torch
-except ImportError:  # the table still runs; torch columns stay empty
-    torch = None
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -52,6 +39,10 @@ CONFIGS = {  # name: (layers, hidden, seq_length, batch_size)
     "d": (3, 512, 100, 64),
 }
 LR, CLIP = 2e-3, 5.0
+SAMPLE_SHAPE, SAMPLE_CHARS = (3, 512), 2000
+# idle time before each timed run: the other process's worker threads stop spinning and sleep
+# (OpenBLAS and OpenMP spin a while after each call; two busy pools on two cores slow both)
+PAUSE = 0.3
 
 
 def log(*parts) -> None:
@@ -62,95 +53,62 @@ def flops_per_char(L: int, H: int, V: int) -> int:
     return 6 * (L * H * H + (L - 1) * H * H + H * V)
 
 
-def corpus_ids() -> tuple[np.ndarray, Vocab]:
-    """Tiny Shakespeare as charrnn encodes it (one record), or random ids over 65 characters."""
+def thread_env(threads: int) -> dict:
+    return {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads)}
+
+
+# ---------------------------------------------------------------- workers (one process each)
+
+def corpus_ids():
+    """Tiny Shakespeare as charrnn encodes it (one record), or random text over 65 characters."""
+    import numpy as np
+
+    from charrnn.data import encode_records, read_text, split_records
+    from charrnn.vocab import Vocab
+
     if SHAKESPEARE.is_file():
         records = split_records(read_text(SHAKESPEARE), "file")
     else:
-        rng = np.random.default_rng(0)
-        records = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'-\n&$3"),
-                                      1_000_000))]
+        alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'-\n&$3")
+        records = ["".join(np.random.default_rng(0).choice(alphabet, 1_000_000))]
     vocab = Vocab.from_texts(records)
     return encode_records(records, vocab), vocab
 
 
-# ---------------------------------------------------------------- timing
+def charrnn_train(L, H, T, B):
+    """One training window as charrnn's loop runs it: window, loss_and_grads, clip, Adam step."""
+    from charrnn.data import make_tracks, window
+    from charrnn.model import StackedRNN
+    from charrnn.optim import Adam, clip_grad_norm
 
-def run_rate(step, chars_per_call: int, seconds: float, start: int) -> tuple[float, int]:
-    """chars/s over whole calls lasting about `seconds`; returns the rate and the next window index."""
-    n, began = 0, time.perf_counter()
-    while True:
-        step(start + n)
-        n += 1
-        elapsed = time.perf_counter() - began
-        if elapsed >= seconds and n >= 2:
-            return n * chars_per_call / elapsed, start + n
-
-
-def alternate(steps: dict, chars_per_call: int, repeats: int, seconds: float, warmup: int) -> dict[str, list[float]]:
-    """Rates of each contender, their runs interleaved a, b, a, b, ..."""
-    at = {k: 0 for k in steps}
-    for k, step in steps.items():
-        for i in range(warmup):
-            step(i)
-        at[k] = warmup
-    rates = {k: [] for k in steps}
-    for _ in range(repeats):
-        for k, step in steps.items():
-            r, at[k] = run_rate(step, chars_per_call, seconds, at[k])
-            rates[k].append(r)
-    return rates
-
-
-def spread(values: list[float]) -> float:
-    """max / min of the runs: how noisy the machine was."""
-    return max(values) / min(values) if values and min(values) > 0 else float("nan")
-
-
-def gemm_peak(M: int, K: int, N: int, repeats: int) -> float:
-    """Best float32 (M, K) x (K, N) GFLOP/s over `repeats` timed batches of products."""
-    rng = np.random.default_rng(0)
-    a, b = rng.random((M, K), dtype=np.float32), rng.random((N, K), dtype=np.float32).T
-    out = np.empty((M, N), np.float32)
-    flops = 2 * M * K * N
-    calls = max(3, int(2e9 / flops))  # about 10-20 ms a batch at this machine's peak
-    best = 0.0
-    np.matmul(a, b, out=out)
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(calls):
-            np.matmul(a, b, out=out)
-        best = max(best, calls * flops / (time.perf_counter() - t) / 1e9)
-    return best
-
-
-# ---------------------------------------------------------------- contenders
-
-def tracks_of(ids: np.ndarray, B: int, T: int) -> np.ndarray:
-    return make_tracks(ids, B, T)  # (B, n) as charrnn train cuts them
-
-
-def charrnn_trainer(L, H, T, B, ids, V):
-    """One training window as charrnn's loop runs it: window, loss_and_grads, clip, Adam."""
-    tracks = tracks_of(ids, B, T)
+    ids, vocab = corpus_ids()
+    tracks = make_tracks(ids, B, T)  # (B, n)
     per_epoch = (tracks.shape[1] - 1) // T
-    model = StackedRNN(V, H, L)
+    model = StackedRNN(vocab.size, H, L)
     opt = Adam(model.params)
     state = {"h": model.zero_state(B)}
 
-    def step(k):
+    def call(k):
         inputs, targets = window(tracks, k % per_epoch, T)
         loss, grads, state["h"] = model.loss_and_grads(inputs, targets, state["h"])
         clip_grad_norm(grads, CLIP)
         opt.step(model.params, grads, LR)
 
-    return step
+    return call, T * B
 
 
-def torch_trainer(L, H, T, B, ids, V):
+def torch_train(L, H, T, B):
     """The same window in torch: nn.RNN(tanh) on one-hot input, nn.Linear, cross-entropy, clipping,
-    Adam (fused=True, its fastest CPU variant here), state carried between windows."""
-    tracks = torch.from_numpy(tracks_of(ids, B, T).astype(np.int64))
+    Adam with fused=True (its fastest CPU variant here), the state carried between windows."""
+    import numpy as np
+    import torch
+
+    from charrnn.data import make_tracks
+
+    ids, vocab = corpus_ids()
+    V = vocab.size
+    tracks = torch.from_numpy(make_tracks(ids, B, T).astype(np.int64))  # (B, n)
     per_epoch = (tracks.shape[1] - 1) // T
     torch.manual_seed(0)
     rnn, out_layer = torch.nn.RNN(V, H, L, nonlinearity="tanh"), torch.nn.Linear(H, V)
@@ -158,7 +116,7 @@ def torch_trainer(L, H, T, B, ids, V):
     opt = torch.optim.Adam(params, lr=LR, fused=True)
     state = {"h": torch.zeros(L, B, H)}
 
-    def step(k):
+    def call(k):
         start = (k % per_epoch) * T
         x, y = tracks[:, start:start + T].T, tracks[:, start + 1:start + T + 1].T
         opt.zero_grad(set_to_none=True)
@@ -169,11 +127,194 @@ def torch_trainer(L, H, T, B, ids, V):
         opt.step()
         state["h"] = h.detach()
 
-    return step
+    return call, T * B
+
+
+def sample_model():
+    """A 3 x 512 model on Tiny Shakespeare's vocabulary with </s> made unreachable (b_y[</s>] = -1e4),
+    so every sample runs the full 2,000 characters."""
+    from charrnn.model import StackedRNN
+    from charrnn.vocab import EOS
+
+    _, vocab = corpus_ids()
+    L, H = SAMPLE_SHAPE
+    model = StackedRNN(vocab.size, H, L)
+    model.params["b_y"][EOS] = -1e4
+    return model, vocab
+
+
+def charrnn_sample():
+    import numpy as np
+
+    from charrnn.sample import sample
+
+    model, vocab = sample_model()
+
+    def call(k):
+        assert len(sample(model, vocab, "", SAMPLE_CHARS, 1.0, None, np.random.default_rng(k))) == SAMPLE_CHARS
+
+    return call, SAMPLE_CHARS
+
+
+def torch_sample():
+    """The same weights in nn.RNN + nn.Linear; per character: one-hot step, softmax, multinomial."""
+    import torch
+
+    model, vocab = sample_model()
+    p, (L, H), V = model.params, SAMPLE_SHAPE, vocab.size
+    rnn, out_layer = torch.nn.RNN(V, H, L, nonlinearity="tanh"), torch.nn.Linear(H, V)
+    with torch.no_grad():
+        for l in range(1, L + 1):
+            getattr(rnn, f"weight_ih_l{l - 1}").copy_(torch.from_numpy(p["W_xh"] if l == 1 else p[f"W_hhd.{l}"]))
+            getattr(rnn, f"weight_hh_l{l - 1}").copy_(torch.from_numpy(p[f"W_hht.{l}"]))
+            getattr(rnn, f"bias_ih_l{l - 1}").copy_(torch.from_numpy(p[f"b_h.{l}"]))
+            getattr(rnn, f"bias_hh_l{l - 1}").zero_()
+        out_layer.weight.copy_(torch.from_numpy(p["W_hy"]))
+        out_layer.bias.copy_(torch.from_numpy(p["b_y"]))
+
+    def call(k):
+        gen = torch.Generator().manual_seed(k)
+        with torch.no_grad():
+            h, x, i = torch.zeros(L, 1, H), torch.zeros(1, 1, V), 0
+            for _ in range(SAMPLE_CHARS):
+                x.zero_()
+                x[0, 0, i] = 1
+                out, h = rnn(x, h)
+                probs = torch.softmax(out_layer(out[0, 0]), dim=-1)
+                i = int(torch.multinomial(probs, 1, generator=gen))
+
+    return call, SAMPLE_CHARS
+
+
+def gemm(M, K, N):
+    """(M, K) x (K, N) float32 products through numpy, batched to about 20 ms a call; the unit is FLOPs."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((M, K), dtype=np.float32), rng.random((N, K), dtype=np.float32).T
+    out = np.empty((M, N), np.float32)
+    flops = 2 * M * K * N
+    batch = max(3, int(2e9 / flops))
+
+    def call(k):
+        for _ in range(batch):
+            np.matmul(a, b, out=out)
+
+    return call, batch * flops
+
+
+WORKERS = {"charrnn_train": charrnn_train, "torch_train": torch_train, "charrnn_sample": charrnn_sample,
+           "torch_sample": torch_sample, "gemm": gemm}
+
+
+def worker(spec: str) -> None:
+    """Serve timed runs on stdin/stdout: each line `seconds` runs whole calls for at least that long
+    (two at least) and answers units per second; `warm N` runs N untimed calls."""
+    kind, args = json.loads(spec)
+    if kind.startswith("torch"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    call, units = WORKERS[kind](*args)
+    k = 0
+    for line in sys.stdin:
+        if line.startswith("warm"):
+            for _ in range(int(line.split()[1])):
+                call(k)
+                k += 1
+            print("ok", flush=True)
+            continue
+        seconds, n, began = float(line), 0, time.perf_counter()
+        while True:
+            call(k)
+            k, n = k + 1, n + 1
+            elapsed = time.perf_counter() - began
+            if elapsed >= seconds and n >= 2:
+                break
+        print(n * units / elapsed, flush=True)
+
+
+class Contender:
+    def __init__(self, kind: str, args: tuple, threads: int):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps([kind, args])],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=thread_env(threads))
+
+    def ask(self, line: str) -> str:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"worker {self.proc.args[-1]} died (exit {self.proc.wait()})")
+        return answer
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def alternate(contenders: dict[str, tuple], threads: int, repeats: int, seconds: float,
+              warmup: int = 2) -> dict[str, list[float]]:
+    """Rates of each contender (name: (kind, args)), each in its own process, runs interleaved."""
+    procs = {name: Contender(kind, args, threads) for name, (kind, args) in contenders.items()}
+    try:
+        for p in procs.values():
+            p.ask(f"warm {warmup}")
+        rates = {name: [] for name in procs}
+        for _ in range(repeats):
+            for name, p in procs.items():
+                time.sleep(PAUSE)
+                rates[name].append(float(p.ask(str(seconds))))
+        return rates
+    finally:
+        for p in procs.values():
+            p.close()
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def spread(values: list[float]) -> float | None:
+    """fastest / slowest run: how noisy the machine was."""
+    return max(values) / min(values) if values and min(values) > 0 else None
+
+
+def gemm_peak(shape: tuple, threads: int, repeats: int) -> float:
+    """Best float32 matmul GFLOP/s at this shape over the runs."""
+    return max(alternate({"gemm": ("gemm", shape)}, threads, repeats, 0.05, warmup=1)["gemm"]) / 1e9
+
+
+# ---------------------------------------------------------------- sections
+
+def training(threads_list, names, V, torch_ok, args) -> tuple[list[dict], dict]:
+    rows, peaks = [], {}
+    for threads in threads_list:
+        peaks[threads] = gemm_peak((1024, 1024, 1024), threads, args.repeats)
+        for name in names:
+            L, H, T, B = CONFIGS[name]
+            log(f"training ({name}) {L}x{H} seq {T} batch {B}, {threads} thread(s)")
+            small = gemm_peak((B, H, H), threads, args.repeats)
+            contenders = {"charrnn": ("charrnn_train", (L, H, T, B))}
+            if torch_ok:
+                contenders["torch"] = ("torch_train", (L, H, T, B))
+            rates = alternate(contenders, threads, args.repeats, args.seconds)
+            ours, theirs = median(rates["charrnn"]), median(rates.get("torch"))
+            gflops = ours * flops_per_char(L, H, V) / 1e9
+            rows.append({
+                "config": name, "layers": L, "hidden": H, "seq_length": T, "batch_size": B, "threads": threads,
+                "charrnn_chars_per_sec": ours, "torch_chars_per_sec": theirs,
+                "ratio": ours / theirs if theirs else None, "charrnn_gflops": gflops,
+                "peak_1024_gflops": peaks[threads], "peak_BH_HH_gflops": small,
+                "fraction_of_peak_1024": gflops / peaks[threads], "fraction_of_peak_BH_HH": gflops / small,
+                "spread_charrnn": spread(rates["charrnn"]), "spread_torch": spread(rates.get("torch")),
+                "runs_charrnn": rates["charrnn"], "runs_torch": rates.get("torch"),
+            })
+    return rows, peaks
 
 
 def cli_rate(name: str, threads: int, data: Path, work: Path, seconds: float, expect: float) -> float:
-    """chars/s that `charrnn train --json` reports for a run of about `seconds` (estimated from `expect`)."""
+    """chars/s that `charrnn train --json` reports for a run of about `seconds` (sized from `expect`)."""
     L, H, T, B = CONFIGS[name]
     steps = max(5, int(seconds * expect / (T * B)))
     overrides = {
@@ -183,165 +324,77 @@ def cli_rate(name: str, threads: int, data: Path, work: Path, seconds: float, ex
     }
     config = work / "bench.yaml"
     config.write_text("data:\n  records: file\n")
-    args = [sys.executable, "-m", "charrnn", "train", str(config), "--force", "--quiet", "--json"]
+    cmd = [sys.executable, "-m", "charrnn", "train", str(config), "--force", "--quiet", "--json"]
     for k, v in overrides.items():
-        args += ["--set", f"{k}={v}"]
-    out = subprocess.run(args, capture_output=True, text=True, env=thread_env(threads), check=True)
+        cmd += ["--set", f"{k}={v}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(threads), check=True)
     return json.loads(out.stdout)["chars_per_sec"]
 
 
-def thread_env(threads: int) -> dict:
-    return {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-            "MKL_NUM_THREADS": str(threads)}
-
-
-# ---------------------------------------------------------------- sections
-
-def training(threads_list, names, ids, V, args) -> tuple[list[dict], dict]:
-    rows, peaks = [], {}
-    for threads in threads_list:
-        if torch is not None:
-            torch.set_num_threads(threads)
-        with threadpool_limits(threads, user_api="blas"):
-            peaks[threads] = {"1024": gemm_peak(1024, 1024, 1024, args.repeats)}
-            for name in names:
-                L, H, T, B = CONFIGS[name]
-                log(f"training ({name}) {L}x{H} seq {T} batch {B}, {threads} thread(s)")
-                small = gemm_peak(B, H, H, args.repeats)
-                steps = {"charrnn": charrnn_trainer(L, H, T, B, ids, V)}
-                if torch is not None:
-                    steps["torch"] = torch_trainer(L, H, T, B, ids, V)
-                rates = alternate(steps, T * B, args.repeats, args.seconds, warmup=2)
-                ours = statistics.median(rates["charrnn"])
-                theirs = statistics.median(rates["torch"]) if "torch" in rates else None
-                gflops = ours * flops_per_char(L, H, V) / 1e9
-                rows.append({
-                    "config": name, "layers": L, "hidden": H, "seq_length": T, "batch_size": B,
-                    "threads": threads, "charrnn_chars_per_sec": ours, "torch_chars_per_sec": theirs,
-                    "ratio": ours / theirs if theirs else None,
-                    "charrnn_gflops": gflops, "peak_1024_gflops": peaks[threads]["1024"],
-                    "peak_BH_HH_gflops": small, "fraction_of_peak_1024": gflops / peaks[threads]["1024"],
-                    "fraction_of_peak_BH_HH": gflops / small,
-                    "spread_charrnn": spread(rates["charrnn"]),
-                    "spread_torch": spread(rates["torch"]) if theirs else None,
-                    "runs_charrnn": rates["charrnn"], "runs_torch": rates.get("torch"),
-                })
-    return rows, peaks
-
-
 def training_cli(rows: list[dict], data: Path, args) -> None:
-    """Adds each row's chars/s through the real `charrnn train` path (a subprocess per row)."""
+    """Adds each row's chars/s through the real `charrnn train` path: one run per row, after a pause."""
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
             log(f"charrnn train ({row['config']}), {row['threads']} thread(s)")
+            time.sleep(PAUSE)
             row["charrnn_cli_chars_per_sec"] = cli_rate(
                 row["config"], row["threads"], data, Path(tmp), args.cli_seconds, row["charrnn_chars_per_sec"])
 
 
-def sampling(threads_list, V: int, args) -> list[dict]:
-    """2,000 characters one at a time from a 3 x 512 model: charrnn.sample.sample against a torch loop
-    (one-hot step through nn.RNN, nn.Linear, softmax, multinomial). </s> is made unreachable
-    (b_y[</s>] = -1e4 in both) so every run makes all 2,000 characters."""
-    L, H, n = 3, 512, 2000
-    model = StackedRNN(V, H, L)
-    model.params["b_y"][EOS] = -1e4
-    vocab = Vocab([chr(c) for c in range(32, 32 + V - 2)])
-    steps = {"charrnn": lambda k: sample(model, vocab, "", n, 1.0, None, np.random.default_rng(k))}
-    if torch is not None:
-        rnn, out_layer = torch.nn.RNN(V, H, L, nonlinearity="tanh"), torch.nn.Linear(H, V)
-        with torch.no_grad():
-            for l in range(1, L + 1):
-                getattr(rnn, f"weight_ih_l{l - 1}").copy_(torch.from_numpy(
-                    model.params["W_xh"] if l == 1 else model.params[f"W_hhd.{l}"]))
-                getattr(rnn, f"weight_hh_l{l - 1}").copy_(torch.from_numpy(model.params[f"W_hht.{l}"]))
-                getattr(rnn, f"bias_ih_l{l - 1}").copy_(torch.from_numpy(model.params[f"b_h.{l}"]))
-                getattr(rnn, f"bias_hh_l{l - 1}").zero_()
-            out_layer.weight.copy_(torch.from_numpy(model.params["W_hy"]))
-            out_layer.bias.copy_(torch.from_numpy(model.params["b_y"]))
-
-        def torch_loop(k):
-            gen = torch.Generator().manual_seed(k)
-            with torch.no_grad():
-                h, x, i = torch.zeros(L, 1, H), torch.zeros(1, 1, V), 0
-                for _ in range(n):
-                    x.zero_()
-                    x[0, 0, i] = 1
-                    out, h = rnn(x, h)
-                    probs = torch.softmax(out_layer(out[0, 0]), dim=-1)
-                    i = int(torch.multinomial(probs, 1, generator=gen))
-
-        steps["torch"] = torch_loop
+def sampling(threads_list, torch_ok, args) -> list[dict]:
     rows = []
     for threads in threads_list:
-        log(f"sampling 3x512, {threads} thread(s)")
-        if torch is not None:
-            torch.set_num_threads(threads)
-        with threadpool_limits(threads, user_api="blas"):
-            rates = alternate(steps, n, args.repeats, 0.0, warmup=1)
-        ours = statistics.median(rates["charrnn"])
-        theirs = statistics.median(rates["torch"]) if "torch" in rates else None
+        log(f"sampling {SAMPLE_SHAPE[0]}x{SAMPLE_SHAPE[1]}, {threads} thread(s)")
+        contenders = {"charrnn": ("charrnn_sample", ())}
+        if torch_ok:
+            contenders["torch"] = ("torch_sample", ())
+        rates = alternate(contenders, threads, args.repeats, 0.0, warmup=1)
+        ours, theirs = median(rates["charrnn"]), median(rates.get("torch"))
         rows.append({"threads": threads, "charrnn_chars_per_sec": ours, "torch_chars_per_sec": theirs,
                      "ratio": ours / theirs if theirs else None, "spread_charrnn": spread(rates["charrnn"]),
-                     "spread_torch": spread(rates["torch"]) if theirs else None})
+                     "spread_torch": spread(rates.get("torch"))})
     return rows
 
 
-def seq_sweep(ids, V, threads: int, args) -> list[dict]:
-    """charrnn chars/s at seq 25, 50, 100, 200 on config (b)'s other shapes: flat means no per-step tax."""
+def seq_sweep(threads: int, args) -> list[dict]:
+    """charrnn chars/s at seq 25, 50, 100, 200 with config (b)'s other shapes: flat = no per-step tax."""
     L, H, _, B = CONFIGS["b"]
-    rows = []
-    with threadpool_limits(threads, user_api="blas"):
-        steps = {T: charrnn_trainer(L, H, T, B, ids, V) for T in (25, 50, 100, 200)}
-        log(f"seq_length sweep 2x128 batch 50, {threads} thread(s)")
-        # one alternation per T (chars per call differ): interleave by hand
-        rates = {T: [] for T in steps}
-        at = {T: 2 for T in steps}
-        for T, s in steps.items():
-            s(0), s(1)
-        for _ in range(args.repeats):
-            for T, s in steps.items():
-                r, at[T] = run_rate(s, T * B, args.seconds, at[T])
-                rates[T].append(r)
-    for T, r in rates.items():
-        rows.append({"seq_length": T, "threads": threads, "charrnn_chars_per_sec": statistics.median(r),
-                     "spread": spread(r)})
-    return rows
+    log(f"seq_length sweep 2x128 batch 50, {threads} thread(s)")
+    rates = alternate({T: ("charrnn_train", (L, H, T, B)) for T in (25, 50, 100, 200)}, threads,
+                      args.repeats, args.seconds)
+    return [{"seq_length": T, "threads": threads, "charrnn_chars_per_sec": median(r), "spread": spread(r)}
+            for T, r in rates.items()]
 
 
 SCALE_CHILD = """
 import json, resource, sys, time
-from charrnn.config import DataConfig
-from charrnn.data import read_text, split_records, encode_records, split_train_val
+from charrnn.data import read_text, split_records, encode_records
 from charrnn.vocab import Vocab
-path = sys.argv[1]
-t0 = time.perf_counter(); text = read_text(path)
-t1 = time.perf_counter(); records = split_records(text, "file")
-vocab = Vocab.from_texts(records)
+t0 = time.perf_counter(); text = read_text(sys.argv[1])
+t1 = time.perf_counter(); records = split_records(text, "file"); vocab = Vocab.from_texts(records)
 t2 = time.perf_counter(); ids = encode_records(records, vocab)
 t3 = time.perf_counter()
-print(json.dumps({"read": t1 - t0, "vocab": t2 - t1, "encode": t3 - t2, "chars": len(ids) - 2,
-                  "vocab_size": vocab.size, "id_bytes": ids.itemsize,
-                  "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"read": t1 - t0, "vocab": t2 - t1, "encode": t3 - t2, "vocab_size": vocab.size,
+                  "id_bytes": ids.itemsize, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
 
 def scale(size_mb: int, threads: int, args) -> dict:
-    """Load and train on a synthetic text of `size_mb` MB: Tiny Shakespeare (or random text) repeated."""
+    """Load, then train with `charrnn train`, on Tiny Shakespeare (or random text) repeated to size_mb MB."""
+    L, H, T, B = CONFIGS["b"]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.txt"
         seed_text = SHAKESPEARE.read_text() if SHAKESPEARE.is_file() else "the quick brown fox\n" * 50_000
-        copies = size_mb * 1_000_000 // len(seed_text.encode()) + 1
         with open(path, "w") as f:
-            for _ in range(copies):
+            for _ in range(size_mb * 1_000_000 // len(seed_text.encode()) + 1):
                 f.write(seed_text)
         nbytes = path.stat().st_size
         log(f"scale: loading {nbytes / 1e6:.0f} MB")
         load = json.loads(subprocess.run([sys.executable, "-c", SCALE_CHILD, str(path)], capture_output=True,
                                          text=True, env=thread_env(threads), check=True).stdout)
         seconds = load["read"] + load["vocab"] + load["encode"]
-        L, H, T, B = CONFIGS["b"]
+        log(f"scale: charrnn train on {nbytes / 1e6:.0f} MB, {args.scale_steps} steps of 2x128 seq 50 batch 50")
         steps = args.scale_steps
-        log(f"scale: charrnn train on {nbytes / 1e6:.0f} MB, {steps} steps of 2x128 seq 50 batch 50")
         config = Path(tmp) / "big.yaml"
         config.write_text(f"data:\n  path: {path}\n  val_fraction: 0\n"
                           f"model:\n  hidden_size: {H}\n  num_layers: {L}\n"
@@ -357,32 +410,36 @@ def scale(size_mb: int, threads: int, args) -> dict:
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"charrnn train on the big text failed: {err.decode()}")
         summary = json.loads(out)
-        child_rss = usage.ru_maxrss * 1024
     return {
         "bytes": nbytes, "vocab_size": load["vocab_size"], "id_bytes_per_char": load["id_bytes"],
         "read_seconds": load["read"], "vocab_seconds": load["vocab"], "encode_seconds": load["encode"],
         "load_mb_per_sec": nbytes / 1e6 / seconds, "load_peak_rss_bytes": load["max_rss_kb"] * 1024,
-        "train_peak_rss_bytes": child_rss, "train_peak_rss_over_corpus": child_rss / nbytes,
+        "train_peak_rss_bytes": usage.ru_maxrss * 1024, "train_peak_rss_over_corpus": usage.ru_maxrss * 1024 / nbytes,
         "train_steps": steps, "train_wall_seconds": wall, "train_chars_per_sec": summary["chars_per_sec"],
     }
 
 
 # ---------------------------------------------------------------- report
 
-def environment() -> dict:
+def environment(threads_list) -> dict:
+    from threadpoolctl import threadpool_info
+
     cpu = platform.processor()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    blas = [{k: v for k, v in lib.items() if k in ("internal_api", "version", "architecture", "threading_layer",
-                                                     "num_threads", "filepath")}
-            for lib in threadpool_info()]
+    import numpy as np  # the parent loads numpy only to name its BLAS; the timing happens in workers
+
+    pools = [{k: lib.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
+             for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = None
     return {
         "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-        "torch": torch.__version__ if torch is not None else None,
-        "torch_blas": ("mkl" if torch.backends.mkl.is_available() else "other") if torch is not None else None,
-        "thread_pools": blas,
+        "numpy_blas": pools, "torch": torch_version, "threads": threads_list,
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
         "load_average_at_start": os.getloadavg(),
     }
@@ -394,19 +451,19 @@ def fmt(x, spec=",.0f") -> str:
 
 def table(report: dict) -> str:
     env, lines = report["environment"], []
-    numpy_blas = [p for p in env["thread_pools"] if p["internal_api"] in ("openblas", "mkl", "blis")
-                  and "numpy" in p["filepath"]]
-    blas = ", ".join(f"{p['internal_api']} {p['version']} ({p.get('architecture')} kernels, "
-                     f"{p.get('threading_layer')})" for p in numpy_blas) or "unknown BLAS"
+    blas = ", ".join(f"{p['internal_api']} {p['version']} ({p['architecture']} kernels, {p['threading_layer']})"
+                     for p in env["numpy_blas"]) or "no BLAS found"
     lines.append(f"charrnn speed: {env['cpu']}, {env['cores']} cores; numpy {env['numpy']} with {blas}; "
-                 f"torch {env['torch']} ({env['torch_blas']}); load average at start {env['load_average_at_start'][0]:.1f}")
-    lines.append(f"OPENBLAS_* environment: {env['openblas_env'] or 'none set'}")
-    lines.append("float32 matmul peak (1024^3, best of runs): " + ", ".join(
-        f"{t} thread(s) {p['1024']:.0f} GFLOP/s" for t, p in report["peaks"].items()))
+                 f"torch {env['torch']}")
+    lines.append(f"threads: OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = torch.set_num_threads "
+                 f"per row; OPENBLAS_* otherwise: {env['openblas_env'] or 'none set'}; load average at start "
+                 f"{env['load_average_at_start'][0]:.1f}, at end {report['load_average_at_end'][0]:.1f}")
+    lines.append("float32 matmul peak, 1024^3 (best run): " + ", ".join(
+        f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in report["peaks"].items()))
     lines.append("")
-    lines.append("training, chars/s (median of alternating runs; spread = slowest/fastest run ratio)")
+    lines.append("training, chars/s: median of alternating runs; spread = fastest/slowest run (charrnn/torch)")
     head = (f"{'cfg':3} {'shape':17} {'thr':>3} {'charrnn':>9} {'train CLI':>9} {'torch':>9} {'ratio':>6} "
-            f"{'GFLOP/s':>8} {'%1024':>6} {'%(B,H)(H,H)':>11} {'spread us/torch':>15}")
+            f"{'GFLOP/s':>8} {'%1024':>6} {'%(B,H)(H,H)':>11}  {'spread':<11}")
     lines += [head, "-" * len(head)]
     for r in report["training"]:
         shape = f"{r['layers']}x{r['hidden']} s{r['seq_length']} b{r['batch_size']}"
@@ -414,29 +471,31 @@ def table(report: dict) -> str:
             f"{r['config']:3} {shape:17} {r['threads']:>3} {fmt(r['charrnn_chars_per_sec']):>9} "
             f"{fmt(r.get('charrnn_cli_chars_per_sec')):>9} {fmt(r['torch_chars_per_sec']):>9} "
             f"{fmt(r['ratio'], '.2f'):>6} {r['charrnn_gflops']:>8.1f} {100 * r['fraction_of_peak_1024']:>5.0f}% "
-            f"{100 * r['fraction_of_peak_BH_HH']:>10.0f}% "
-            f"{fmt(r['spread_charrnn'], '.2f'):>7}/{fmt(r['spread_torch'], '.2f'):<7}")
-    lines.append("")
-    lines.append("sampling 2,000 chars one at a time from 3x512, chars/s")
-    for r in report["sampling"]:
-        lines.append(f"  {r['threads']} thread(s): charrnn {fmt(r['charrnn_chars_per_sec'])}, torch loop "
-                     f"{fmt(r['torch_chars_per_sec'])}, ratio {fmt(r['ratio'], '.2f')} "
-                     f"(spread {fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')})")
-    if report.get("seq_sweep"):
+            f"{100 * r['fraction_of_peak_BH_HH']:>10.0f}%  "
+            f"{fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')}")
+    if report["sampling"]:
         lines.append("")
-        lines.append("seq_length sweep, 2x128 batch 50: " + ", ".join(
-            f"seq {r['seq_length']} {fmt(r['charrnn_chars_per_sec'])}" for r in report["seq_sweep"])
-            + f" chars/s ({report['seq_sweep'][0]['threads']} thread(s))")
-    if report.get("scale"):
+        lines.append(f"sampling {SAMPLE_CHARS:,} chars one at a time from "
+                     f"{SAMPLE_SHAPE[0]}x{SAMPLE_SHAPE[1]}, chars/s")
+        for r in report["sampling"]:
+            lines.append(f"  {r['threads']} thread(s): charrnn {fmt(r['charrnn_chars_per_sec'])}, torch loop "
+                         f"{fmt(r['torch_chars_per_sec'])}, ratio {fmt(r['ratio'], '.2f')} "
+                         f"(spread {fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')})")
+    if report["seq_sweep"]:
+        lines.append("")
+        lines.append(f"seq_length sweep, 2x128 batch 50, {report['seq_sweep'][0]['threads']} thread(s): " + ", ".join(
+            f"seq {r['seq_length']} {fmt(r['charrnn_chars_per_sec'])}" for r in report["seq_sweep"]) + " chars/s")
+    if report["scale"]:
         s = report["scale"]
         lines.append("")
         lines.append(
             f"scale, {s['bytes'] / 1e6:.0f} MB synthetic text: load {s['load_mb_per_sec']:.0f} MB/s (read "
             f"{s['read_seconds']:.2f} s, vocabulary {s['vocab_seconds']:.2f} s, encode {s['encode_seconds']:.2f} s; "
-            f"{s['id_bytes_per_char']} byte(s) per id); peak RSS loading {s['load_peak_rss_bytes'] / 1e6:.0f} MB, "
-            f"training {s['train_peak_rss_bytes'] / 1e6:.0f} MB = {s['train_peak_rss_over_corpus']:.2f} x corpus; "
-            f"charrnn train 2x128 s50 b50 on it: {fmt(s['train_chars_per_sec'])} chars/s over {s['train_steps']} "
-            f"steps ({s['train_wall_seconds']:.0f} s wall with loading)")
+            f"{s['id_bytes_per_char']} byte per id)")
+        lines.append(
+            f"  peak RSS loading {s['load_peak_rss_bytes'] / 1e6:.0f} MB; charrnn train (2x128 s50 b50, "
+            f"{s['train_steps']} steps) peak RSS {s['train_peak_rss_bytes'] / 1e6:.0f} MB = "
+            f"{s['train_peak_rss_over_corpus']:.2f} x corpus, {fmt(s['train_chars_per_sec'])} chars/s")
     lines.append("")
     lines.append(f"command: {report['command']}")
     return "\n".join(lines)
@@ -454,26 +513,26 @@ def main() -> None:
     parser.add_argument("--scale-mb", type=int, default=200, help="synthetic text size (default 200; 0 skips)")
     parser.add_argument("--scale-steps", type=int, default=100, help="training steps on the big text")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: cli, sampling, sweep")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker)
     if args.quick:
         args.repeats, args.seconds, args.cli_seconds = 3, 0.4, 3.0
         args.scale_mb, args.scale_steps = min(args.scale_mb, 20), 20
     skip = set(filter(None, args.skip.split(",")))
     threads_list = [int(t) for t in args.threads.split(",")]
-    ids, vocab = corpus_ids()
-    report = {"command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]), "environment": environment(),
-              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    report["training"], report["peaks"] = training(threads_list, list(args.configs), ids, vocab.size, args)
-    if "cli" not in skip:
-        data = SHAKESPEARE
-        if not data.is_file():
-            tmp = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
-            tmp.write(vocab.decode(ids))
-            data = Path(tmp.name)
-        training_cli(report["training"], data, args)
-    report["sampling"] = sampling(threads_list, vocab.size, args) if "sampling" not in skip else []
-    report["seq_sweep"] = seq_sweep(ids, vocab.size, max(threads_list), args) if "sweep" not in skip else []
+    report = {"command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
+              "environment": environment(threads_list), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    torch_ok = report["environment"]["torch"] is not None
+    V = corpus_ids()[1].size  # 67: Tiny Shakespeare's 65 characters (or the fallback's) + <s>, </s>
+    report["training"], report["peaks"] = training(threads_list, list(args.configs), V, torch_ok, args)
+    if "cli" not in skip and SHAKESPEARE.is_file():
+        training_cli(report["training"], SHAKESPEARE, args)
+    report["sampling"] = sampling(threads_list, torch_ok, args) if "sampling" not in skip else []
+    report["seq_sweep"] = seq_sweep(max(threads_list), args) if "sweep" not in skip else []
     report["scale"] = scale(args.scale_mb, max(threads_list), args) if args.scale_mb else None
+    report["load_average_at_end"] = os.getloadavg()
     text = table(report)
     if args.json:
         print(text, file=sys.stderr)

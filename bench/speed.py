@@ -208,8 +208,8 @@ WORKERS = {"charrnn_train": charrnn_train, "torch_train": torch_train, "charrnn_
 
 
 def worker(spec: str) -> None:
-    """Serve timed runs on stdin/stdout: each line `seconds` runs whole calls for at least that long
-    (two at least) and answers units per second; `warm N` runs N untimed calls."""
+    """Serve timed runs on stdin/stdout: each line `seconds calls` runs whole calls for at least that
+    long and that many times, and answers units per second; `warm N` runs N untimed calls."""
     kind, args = json.loads(spec)
     if kind.startswith("torch"):
         import torch
@@ -224,12 +224,13 @@ def worker(spec: str) -> None:
                 k += 1
             print("ok", flush=True)
             continue
-        seconds, n, began = float(line), 0, time.perf_counter()
+        seconds, calls = line.split()
+        n, began = 0, time.perf_counter()
         while True:
             call(k)
             k, n = k + 1, n + 1
             elapsed = time.perf_counter() - began
-            if elapsed >= seconds and n >= 2:
+            if elapsed >= float(seconds) and n >= int(calls):
                 break
         print(n * units / elapsed, flush=True)
 
@@ -254,7 +255,7 @@ class Contender:
 
 
 def alternate(contenders: dict[str, tuple], threads: int, repeats: int, seconds: float,
-              warmup: int = 2) -> dict[str, list[float]]:
+              warmup: int = 2, calls: int = 2) -> dict[str, list[float]]:
     """Rates of each contender (name: (kind, args)), each in its own process, runs interleaved."""
     procs = {name: Contender(kind, args, threads) for name, (kind, args) in contenders.items()}
     try:
@@ -264,7 +265,7 @@ def alternate(contenders: dict[str, tuple], threads: int, repeats: int, seconds:
         for _ in range(repeats):
             for name, p in procs.items():
                 time.sleep(PAUSE)
-                rates[name].append(float(p.ask(str(seconds))))
+                rates[name].append(float(p.ask(f"{seconds} {calls}")))
         return rates
     finally:
         for p in procs.values():
@@ -348,7 +349,7 @@ def sampling(threads_list, torch_ok, args) -> list[dict]:
         contenders = {"charrnn": ("charrnn_sample", ())}
         if torch_ok:
             contenders["torch"] = ("torch_sample", ())
-        rates = alternate(contenders, threads, args.repeats, 0.0, warmup=1)
+        rates = alternate(contenders, threads, args.repeats, 0.0, warmup=1, calls=1)  # a call: 2,000 chars
         ours, theirs = median(rates["charrnn"]), median(rates.get("torch"))
         rows.append({"threads": threads, "charrnn_chars_per_sec": ours, "torch_chars_per_sec": theirs,
                      "ratio": ours / theirs if theirs else None, "spread_charrnn": spread(rates["charrnn"]),

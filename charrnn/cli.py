@@ -17,6 +17,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from .assess import assess
 from .errors import CharrnnError, ConfigError
 from .progress import Reporter
 from .run import load_trained, stop_on_signals, train_run
@@ -81,7 +82,11 @@ def train(
     if not quiet:
         val = summary["best_val_loss"]
         best = f", best val loss {val:.4f} at step {summary['best_step']}" if val is not None else ""
-        err.print(f"done: {summary['step']} steps, train loss {summary['train_loss']:.4f}{best}; "
+        why = {"max_seconds": " (stopped: train.max_seconds reached)",
+               "early_stop": " (stopped early: no new best val loss in train.early_stop_patience validations)",
+               }.get(summary["stop_reason"], "")
+        train_loss = "-" if summary["train_loss"] is None else f"{summary['train_loss']:.4f}"
+        err.print(f"done: {summary['step']} steps{why}, train loss {train_loss}{best}; "
                   f"run directory {summary['run_dir']}")
 
 
@@ -126,6 +131,51 @@ def sample(
                             s.top_k if top_k is None else top_k, rng)
             sys.stdout.write(prime + text + "\n")
         sys.stdout.flush()
+
+
+@app.command("eval")
+def eval_(
+    file: Optional[str] = typer.Argument(
+        None, metavar="[FILE|-]", help="Text to score; - reads stdin; default: the run's validation split."),
+    checkpoint: Optional[str] = typer.Option(
+        None, "--checkpoint", "-c", metavar="PATH|RUN_DIR",
+        help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"loss", "bpc", "tokens", ...} as JSON.'),
+    skip_unknown: bool = typer.Option(
+        False, "--skip-unknown", help="Drop characters the model has never seen (counted on stderr)."),
+    novelty_chars: int = typer.Option(
+        0, "--novelty", metavar="N",
+        help="Also sample N characters and report the share of their n-grams absent from the training text."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="Sampling temperature for --novelty."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed of the --novelty sample."),
+) -> None:
+    """Mean negative log-likelihood of a text under a trained model, in nats per token and bits per char.
+
+    The hidden state is carried through the whole text, split into records as the model was trained.
+    Example: charrnn eval --checkpoint runs/shakespeare --json
+    """
+    with _errors():
+        _check("--novelty", novelty_chars, novelty_chars >= 0, "a number of characters >= 0")
+        _check("--temperature", temperature, temperature is None or temperature >= 0, "a number >= 0")
+        _check("--seed", seed, seed >= 0, "an integer >= 0")
+        result = assess(checkpoint, file, skip_unknown, novelty_chars, temperature, seed)
+    if result["skipped"]:
+        listed = ", ".join(f"{c!r} ({n}x)" for c, n in result["skipped"].items())
+        _err().print(f"skipped {sum(result['skipped'].values())} characters not in the vocabulary: {listed}",
+                     markup=False)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    sys.stdout.write(f"loss {result['loss']:.4f} nats/token  {result['bpc']:.4f} bits/char  "
+                     f"{result['tokens']} tokens  ({result['text']}, step {result['step']})\n")
+    novel = result.get("novelty")
+    if novel:
+        def shares(by_n):
+            return "  ".join(f"{n}-grams {share:.3f}" for n, share in by_n.items() if share is not None)
+
+        sys.stdout.write(f"novel n-grams in {novel['sample_chars']} sampled chars: {shares(novel['sample'])}\n")
+        if novel["held_out"]:
+            sys.stdout.write(f"novel n-grams in as much held-out text: {shares(novel['held_out'])}\n")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import ConfigError
+from .init import SCHEMES
 
 Check = Callable[[Any], Any]
 
@@ -115,6 +116,14 @@ class ModelConfig:
     hidden_size: int = _key(128, positive_int, "units per layer (H)")
     num_layers: int = _key(2, positive_int, "stacked tanh layers (L)")
     dropout: float = _key(0.0, unit_fraction, "dropout on each layer's output, as char-rnn's -dropout")
+    init: str = _key(
+        "torch", _choice(*SCHEMES),
+        "initial weights: torch (uniform ±1/sqrt(H)), uniform (±0.08, char-rnn), orthogonal or identity W_hht",
+    )
+    init_scale: float | None = _key(
+        None, _optional(positive_float),
+        "torch/uniform: the bound; orthogonal/identity: W_hht's gain; null: the scheme's default",
+    )
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,16 @@ class TrainConfig:
     momentum: float = _key(0.9, beta, "sgd momentum")
     lr_decay: float = _key(1.0, decay_factor, "multiply the learning rate by this every lr_decay_every steps")
     lr_decay_every: int = _key(1000, positive_int, "steps between learning-rate decays")
+    lr_schedule: str = _key(
+        "step", _choice("step", "exponential", "cosine", "plateau"),
+        "step/exponential: lr_decay per lr_decay_every steps; cosine: down to lr_min over train.steps; "
+        "plateau: times lr_decay after lr_patience validations without a new best",
+    )
+    lr_min: float = _key(0.0, nonnegative_float, "floor of every schedule; where cosine ends")
+    lr_patience: int = _key(2, positive_int, "plateau: validations without a new best before the rate drops")
+    warmup_steps: int = _key(0, nonnegative_int, "ramp the learning rate up linearly over the first steps")
+    early_stop_patience: int = _key(0, nonnegative_int, "stop after this many validations without a new best; 0: never")
+    max_seconds: float = _key(0.0, nonnegative_float, "wall-clock budget of one invocation's loop; 0: none")
     grad_clip: float = _key(5.0, nonnegative_float, "global gradient-norm limit; 0 turns clipping off")
     seed: int = _key(0, nonnegative_int, "seeds initialisation and dropout: same seed, same run")
     eval_every: int = _key(100, positive_int, "steps between validation losses")

@@ -25,7 +25,8 @@ from .train import TrainState, new_state, restore_state, state_arrays, state_met
 from .vocab import Vocab
 
 # keys a resumed run may change: they decide how long and how often, never what a step computes
-RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.log_every"}
+RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
+                     "train.max_seconds", "train.early_stop_patience"}
 
 
 @contextmanager

@@ -27,13 +27,18 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
         raise DataError(f"{path}: is a directory, expected a text file") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read: {err.strerror}") from None
+    return decode_text(raw, str(path), encoding, errors)
+
+
+def decode_text(raw: bytes, source: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Bytes read from `source` (a file name, or <stdin>) as text; a bad byte is a DataError naming it."""
     try:
         return raw.decode(encoding, errors)
     except LookupError:
-        raise ConfigError(f"{path}: data.encoding: unknown encoding {encoding!r}") from None
+        raise ConfigError(f"{source}: data.encoding: unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as err:
         raise DataError(
-            f"{path}: byte {err.start} (0x{raw[err.start]:02x}) is not valid {encoding}: "
+            f"{source}: byte {err.start} (0x{raw[err.start]:02x}) is not valid {encoding}: "
             "set data.encoding to the file's encoding, or data.errors: replace"
         ) from None
 

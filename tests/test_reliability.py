@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from charrnn import checkpoint, run
+from charrnn.model import StackedRNN
 from charrnn.vocab import Vocab
 
 from .helpers import COMMAND, TEXT, assert_clean_run, assert_one_line_error, invoke, snapshot, write_config
@@ -356,23 +357,27 @@ def test_read_only_run_directory_at_start(in_tmp, trained, monkeypatch):
     assert snapshot(in_tmp / "runs") == before
 
 
-def test_non_finite_steps_are_skipped_counted_and_never_saved(in_tmp, monkeypatch):
-    """Two bad steps (a NaN loss, an inf gradient) are skipped and counted; the run finishes, all finite."""
-    from charrnn.model import StackedRNN
+def patch_steps(monkeypatch, change) -> None:
+    """Pass each training step's loss and gradients through change(n, loss, grads) -> loss; n counts from 1."""
+    real, calls = StackedRNN.loss_and_grads, []
 
-    real = StackedRNN.loss_and_grads
-    calls = []
-
-    def flaky(self, *args, **kwargs):
+    def patched(self, *args, **kwargs):
         loss, grads, h = real(self, *args, **kwargs)
         calls.append(1)
-        if len(calls) == 3:
-            loss = float("nan")
-        if len(calls) == 7:
-            grads["W_hy"][0, 0] = np.inf
-        return loss, grads, h
+        return change(len(calls), loss, grads), grads, h
 
-    monkeypatch.setattr(StackedRNN, "loss_and_grads", flaky)
+    monkeypatch.setattr(StackedRNN, "loss_and_grads", patched)
+
+
+def test_non_finite_steps_are_skipped_counted_and_never_saved(in_tmp, monkeypatch):
+    """Two bad steps (a NaN loss, an inf gradient) are skipped and counted; the run finishes, all finite."""
+
+    def flaky(n, loss, grads):
+        if n == 7:
+            grads["W_hy"][0, 0] = np.inf
+        return float("nan") if n == 3 else loss
+
+    patch_steps(monkeypatch, flaky)
     result = invoke("train", write_config(in_tmp, train={"log_every": 1}), "-q", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["skipped_steps"] == 2
@@ -385,17 +390,7 @@ def test_non_finite_steps_are_skipped_counted_and_never_saved(in_tmp, monkeypatc
 
 
 def test_a_run_that_keeps_failing_stops_with_the_last_finite_checkpoint(in_tmp, monkeypatch):
-    from charrnn.model import StackedRNN
-
-    real = StackedRNN.loss_and_grads
-    calls = []
-
-    def breaks_at_7(self, *args, **kwargs):
-        loss, grads, h = real(self, *args, **kwargs)
-        calls.append(1)
-        return (loss if len(calls) < 7 else float("nan")), grads, h
-
-    monkeypatch.setattr(StackedRNN, "loss_and_grads", breaks_at_7)
+    patch_steps(monkeypatch, lambda n, loss, grads: loss if n < 7 else float("nan"))
     result = invoke("train", write_config(in_tmp, train={"steps": 40}), "-q")
     assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
                           "loss or gradient was not finite for 10 steps in a row at step 16",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import signal
+import shlex
 import sys
 from contextlib import contextmanager
 from typing import Iterator, List, Optional
@@ -16,13 +16,42 @@ from typing import Iterator, List, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from .errors import CharrnnError, ConfigError
 from .progress import Reporter
 from .run import load_trained, stop_on_signals, train_run
 from .sample import sample as generate
 
+_UsageError = typer.BadParameter.__bases__[0]  # click's UsageError, from whichever click typer ships with
+
+
+class _OneLineUsage(TyperGroup):
+    """Command-line mistakes (an unknown option, a value that does not parse) as one `Error:` line, exit 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _usage_line(bool(args)):  # no arguments at all: click shows the help, keep that
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx):
+        with _usage_line(True):
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_line(active: bool) -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as err:
+        if not active:
+            raise
+        where = err.ctx.command_path if err.ctx is not None else "charrnn"
+        _err().print(f"Error: {err.format_message()} (see '{where} --help')", markup=False)
+        raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_OneLineUsage,
     name="charrnn",
     help="Train a character-level stacked vanilla RNN from a YAML config, and sample text from it.",
     rich_markup_mode=None,
@@ -32,7 +61,11 @@ app = typer.Typer(
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)  # looked up per call: runners capture it
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # per call: runners capture it
+
+
+# a path or value holding a line break must not break the error's single line
+_ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 @contextmanager
@@ -40,7 +73,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except CharrnnError as err:
-        _err().print(f"Error: {err}", markup=False)
+        _err().print(f"Error: {str(err).translate(_ONE_LINE)}", markup=False)
         raise typer.Exit(err.exit_code) from None
 
 
@@ -63,26 +96,44 @@ def train(
             reporter = Reporter(quiet=quiet)
             try:
                 summary = train_run(config, set_, resume, force, reporter, received)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Exception) as err:
+                # a second signal stops at once: as KeyboardInterrupt, or as whatever the code it hit made of it
+                if not isinstance(err, KeyboardInterrupt) and len(received) < 2:
+                    raise
                 reporter.close()
                 _err().print("interrupted again: stopped at once; the last complete checkpoint is intact")
-                raise typer.Exit(130) from None
+                raise typer.Exit(_signal_exit(received)) from None
             finally:
                 reporter.close()
+        if as_json:
+            bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
+                    for k in ("train_loss", "val_loss", "best_val_loss")}
+            _write_stdout(json.dumps({**summary, **bits}) + "\n")
     err = _err()
-    if as_json:
-        bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
-                for k in ("train_loss", "val_loss", "best_val_loss")}
-        sys.stdout.write(json.dumps({**summary, **bits}) + "\n")
     if summary["interrupted"]:
-        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}")
-        err.print(f"resume with: charrnn train {config} --resume")
-        raise typer.Exit(143 if received and received[0] == signal.SIGTERM else 130)
+        again = ["charrnn", "train", config, *(a for s in set_ for a in ("--set", s)), "--resume"]
+        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}", markup=False)
+        err.print(f"resume with: {shlex.join(again)}", markup=False)
+        raise typer.Exit(_signal_exit(received))
     if not quiet:
         val = summary["best_val_loss"]
         best = f", best val loss {val:.4f} at step {summary['best_step']}" if val is not None else ""
         err.print(f"done: {summary['step']} steps, train loss {summary['train_loss']:.4f}{best}; "
                   f"run directory {summary['run_dir']}")
+
+
+def _signal_exit(received: list[int]) -> int:
+    return 128 + int(received[-1]) if received else 130  # the shell's convention: 130 SIGINT, 143 SIGTERM
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): click exits quietly
+    except OSError as err:
+        raise CharrnnError(f"cannot write to stdout: {err.strerror}") from None
 
 
 def _check(option: str, value, ok: bool, expected: str) -> None:
@@ -109,7 +160,8 @@ def sample(
     """
     with _errors():
         _check("--length", length, length is None or length >= 0, "an integer >= 0")
-        _check("--temperature", temperature, temperature is None or temperature >= 0, "a number >= 0")
+        _check("--temperature", temperature, temperature is None or 0 <= temperature < math.inf,
+               "a finite number >= 0")
         _check("--top-k", top_k, top_k is None or top_k >= 1, "an integer >= 1")
         _check("--seed", seed, seed is None or seed >= 0, "an integer >= 0")
         _check("--num", num, num >= 1, "an integer >= 1")
@@ -124,8 +176,7 @@ def sample(
                             s.length if length is None else length,
                             s.temperature if temperature is None else temperature,
                             s.top_k if top_k is None else top_k, rng)
-            sys.stdout.write(prime + text + "\n")
-        sys.stdout.flush()
+            _write_stdout(prime + text + "\n")
 
 
 def main() -> None:

@@ -183,9 +183,8 @@ def _intact_best(out_dir: Path) -> str:
 def _checkpoint_to_resume(out_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
     latest = out_dir / "latest.json"
     if not latest.exists():
-        hint = _intact_best(out_dir)
         raise CheckpointError(f"{out_dir}: nothing to resume, there is no latest.json; "
-                              + (f"{hint}start over with --force" if hint else "start the run without --resume"))
+                              f"{_intact_best(out_dir)}start over with --force")
     try:
         return checkpoint.load(latest)
     except CheckpointError as err:
@@ -258,7 +257,13 @@ def _train_in(out_dir: Path, cfg: Config, corpus: Corpus, state: TrainState, res
               report: Callable[[str, dict], None], signals: list[int] | None) -> dict:
     """What a run does while it holds the lock: resume or start over, save its config, train."""
     metrics_log = MetricsLog(out_dir / "metrics.jsonl", cfg.train.log_every)
-    data_sha256 = hashlib.sha256(corpus.train.tobytes() + corpus.val.tobytes()).hexdigest()
+    digest = hashlib.sha256(corpus.train)
+    digest.update(corpus.val)  # two updates, not a concatenation: no copy of a large stream
+    data_sha256 = digest.hexdigest()
+    if resume and not _held(out_dir):
+        # killed before its first checkpoint: resuming is starting, so a retry loop needs no special case
+        report("note", {"text": f"{out_dir}: no checkpoint to resume yet; starting from step 0"})
+        resume = False
     if resume:
         latest = out_dir / "latest.json"
         meta, arrays = _checkpoint_to_resume(out_dir)

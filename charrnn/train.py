@@ -107,7 +107,7 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
     tracks = make_tracks(corpus.train, B, T)  # (B, n)
     per_epoch = windows_per_epoch(tracks, T)
     params, metrics = state.model.params, state.metrics
-    report("start", {"step": state.step, "steps": t.steps, "chars_per_step": T * B})
+    report("start", {"step": state.step, "steps": t.steps, "chars_per_step": T * B, "log_every": t.log_every})
     started, interrupted = time.perf_counter(), False
     first_step = state.step
     while state.step < t.steps:

@@ -141,8 +141,6 @@ TRAIN_CASES = [
     ("model-too-large", _cfg(model={"hidden_size": 10**7}), 2,
      ["run.yaml: model.hidden_size 10000000", "GiB per step", "lower them"]),
     ("resume-and-force", lambda d: [write_config(d), "--resume", "--force"], 2, ["--resume and --force: choose one"]),
-    ("resume-nothing", lambda d: [write_config(d), "--resume"], 1,
-     ["nothing to resume, there is no latest.json; start the run without --resume"]),
     ("option-bad-value", lambda d: [write_config(d), "--resume=maybe"], 2,
      ["Option '--resume' does not take a value", "--help')"]),
     ("unknown-option", lambda d: [write_config(d), "--steps", "3"], 2, ["No such option: --steps"]),

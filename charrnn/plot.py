@@ -95,7 +95,7 @@ def chart(train: list[tuple[int, float]], val: list[tuple[int, float]], width: i
         lines.append(line)
     lines.append(Text(" " * (LABEL_W - 1) + "└" + "─" * width, style=AXIS_STYLE))
     left, right = str(x0), f"{x1} step"
-    lines.append(Text(" " * LABEL_W + left + right.rjust(width - len(left)), style=AXIS_STYLE))
+    lines.append(Text(" " * LABEL_W + left + right.rjust(max(width - len(left), len(right) + 1)), style=AXIS_STYLE))
     legend = Text(" " * LABEL_W)
     for points, mark, style, name in ((train, "⣀⣀", TRAIN_STYLE, "train"), (val, VAL_MARK, VAL_STYLE, "val")):
         if points:

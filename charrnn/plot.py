@@ -6,6 +6,7 @@ validation loss a `●` per evaluation, so the two stay apart even without colou
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -85,13 +86,14 @@ def chart(train: list[tuple[int, float]], val: list[tuple[int, float]], width: i
     labels = {0: hi, dot(x0, (hi + lo) / 2)[1] // 4: (hi + lo) / 2, height - 1: lo}  # top, middle, bottom
     lines = []
     for row in range(height):
-        line = Text(f"{labels[row]:>{LABEL_W - 2}.4g} ┤" if row in labels else " " * (LABEL_W - 1) + "│",
+        line = Text()
+        line.append(f"{labels[row]:>{LABEL_W - 2}.4g} ┤" if row in labels else " " * (LABEL_W - 1) + "│",
                     style=AXIS_STYLE)
-        for col in range(width):
-            if (row, col) in marks:
-                line.append(VAL_MARK, style=VAL_STYLE)
-            else:
-                line.append(chr(0x2800 + bits[row][col]) if bits[row][col] else " ", style=TRAIN_STYLE)
+        cells = [(VAL_MARK, VAL_STYLE) if (row, col) in marks else
+                 (chr(0x2800 + bits[row][col]), TRAIN_STYLE) if bits[row][col] else (" ", "")
+                 for col in range(width)]
+        for style, run in itertools.groupby(cells, key=lambda c: c[1]):  # one span per run: fewer escape codes
+            line.append("".join(c for c, _ in run), style=style)
         lines.append(line)
     lines.append(Text(" " * (LABEL_W - 1) + "└" + "─" * width, style=AXIS_STYLE))
     left, right = str(x0), f"{x1} step"

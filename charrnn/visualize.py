@@ -175,6 +175,11 @@ def activation_rgb(v: float) -> tuple[int, int, int]:
     return (255, fade, fade) if v < 0 else (fade, fade, 255)
 
 
+def activation_style(v: float) -> Style:
+    """Black on the paler colours, white on the strong ones."""
+    return Style(color="white" if abs(v) > 0.6 else "black", bgcolor=Color.from_rgb(*activation_rgb(v)))
+
+
 def probability_rgb(p: float) -> tuple[int, int, int]:
     """0 white, 1 green."""
     fade = round(255 * (1 - 0.7 * p))
@@ -208,13 +213,13 @@ def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: boo
     if colour:
         legend = Text("activation  ")
         for v in (-1, -0.5, 0, 0.5, 1):
-            legend.append(f" {v:+.1f} ", style=Style(color="black", bgcolor=Color.from_rgb(*activation_rgb(v))))
+            legend.append(f" {v:+.1f} ", style=activation_style(v))
         if predictions:
-            legend.append("   rows below: the 5 likeliest next characters, greener = likelier (∎ end)")
+            legend.append("\nrows below each line: the 5 likeliest next characters, greener = likelier (∎ end)")
     else:
         legend = Text(f"activation under each line: {SPARK[0]} -1 ... {SPARK[-1]} +1")
         if predictions:
-            legend.append("; then the 5 likeliest next characters, likeliest first (∎ end)")
+            legend.append("\nthen the 5 likeliest next characters, likeliest first (∎ end)")
     console.print(legend, soft_wrap=True)
     for view in views:
         console.print()
@@ -222,10 +227,7 @@ def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: boo
         for chunk in _chunks(tr, max(console.width, 8)):
             row = Text()
             for i in chunk:
-                v = float(view.values[i])
-                style = Style(color="white" if abs(v) > 0.6 else "black",
-                              bgcolor=Color.from_rgb(*activation_rgb(v))) if colour else None
-                row.append(cell(tr.text[i]), style=style)
+                row.append(cell(tr.text[i]), style=activation_style(float(view.values[i])) if colour else None)
             console.print(row, soft_wrap=True)
             if not colour:
                 console.print("".join(SPARK[round((float(view.values[i]) + 1) / 2 * (len(SPARK) - 1))]
@@ -239,6 +241,11 @@ def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: boo
                 console.print(row, soft_wrap=True)
             if predictions:
                 console.print()
+
+
+def activation_css(v: float) -> str:
+    """The same colours as activation_style, for the HTML page."""
+    return "background:rgb({},{},{})".format(*activation_rgb(v)) + (";color:white" if abs(v) > 0.6 else "")
 
 
 def _tooltip(tr: Trace, vocab: Vocab, top: np.ndarray, i: int, v: float) -> str:
@@ -256,16 +263,14 @@ def html_page(tr: Trace, vocab: Vocab, views: list[View], predictions: bool, sou
         for line in _lines(tr):
             for i in line:
                 v = float(view.values[i])
-                ch = (f'<span class="ch" style="background:{rgb(*activation_rgb(v))}'
-                      f'{";color:white" if abs(v) > 0.6 else ""}">{html.escape(cell(tr.text[i]))}</span>')
+                ch = f'<span class="ch" style="{activation_css(v)}">{html.escape(cell(tr.text[i]))}</span>'
                 if predictions:
                     ch += "".join(f'<span class="p" style="background:{rgb(*probability_rgb(tr.probs[i, g]))}">'
                                   f"{html.escape(token(vocab, int(g)))}</span>" for g in top[i])
                 parts.append(f'<span class="col" title="{html.escape(_tooltip(tr, vocab, top, i, v))}">{ch}</span>')
             parts.append("<br>\n")
         sections.append(f"<h2>{html.escape(view.title)}</h2>\n<div class=\"text\">{''.join(parts)}</div>")
-    swatches = "".join(f'<span class="ch" style="background:{rgb(*activation_rgb(v))}">{v:+.1f}</span>'
-                       for v in (-1, -0.5, 0, 0.5, 1))
+    swatches = "".join(f'<span class="ch" style="{activation_css(v)}">{v:+.1f}</span>' for v in (-1, -0.5, 0, 0.5, 1))
     note = " Under each character: the model's 5 likeliest next characters, greener = likelier (∎ end)." \
         if predictions else ""
     return f"""<!doctype html>

@@ -99,7 +99,7 @@ def test_predictions_are_the_five_likeliest_next_characters(run_dir):
     tr = trace(model, vocab, "she (")
     top = guesses(tr.probs)
     assert BOS not in top and np.all(np.diff(np.take_along_axis(tr.probs, top, 1), axis=1) <= 0)
-    rows = result.stdout.splitlines()[3:]
+    rows = result.stdout.splitlines()[4:]  # after two legend lines, a blank one and the title
     assert rows[0] == "she (" and len(rows) == 2 + 5 + 1
     first = "".join("∎" if i == 1 else {"\n": "↵"}.get(vocab.chars[i - 2], vocab.chars[i - 2]) for i in top[:, 0])
     assert rows[2] == first and all(len(r) == 5 for r in rows[2:7])

@@ -21,7 +21,7 @@ from rich.console import Console
 from . import checkpoint, fetch
 from . import info as checkpoint_info
 from . import plot as loss_plot
-from . import runs_list
+from . import runs_list, units
 from . import visualize as unit_view
 from .draw import draw_seed, record, samples
 from .errors import CharrnnError, ConfigError
@@ -243,8 +243,8 @@ def visualize(
     with _errors():
         source = checkpoint.resolve(checkpoint_)
         _, vocab, model, _ = load_trained(source)
-        traced = unit_view.trace(model, vocab, unit_view.read_text_arg(text))
-        views, notes = unit_view.select(traced, layer, neuron, top)
+        traced = units.trace(model, vocab, units.read_text_arg(text))
+        views, notes = units.select(traced, layer, neuron, top)
         for note in notes:
             _err().print(note, markup=False)
         if html_file is not None:

@@ -1,4 +1,4 @@
-"""`charrnn visualize`: activations as training computes them, features, unit ranking, terminal and HTML output."""
+"""`charrnn visualize` and charrnn.units: activations as training computes them, features, ranking, output."""
 
 import re
 
@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from charrnn.cli import app
 from charrnn.model import StackedRNN, forward, log_softmax
 from charrnn.run import load_trained
-from charrnn.visualize import SPARK, Trace, correlations, features, guesses, top_units, trace
+from charrnn.units import Trace, correlations, features, top_units, trace
+from charrnn.visualize import SPARK, guesses
 from charrnn.vocab import BOS, Vocab
 
 from .conftest import ROOT

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from . import checkpoint, fetch
 from . import info as checkpoint_info
@@ -28,7 +29,35 @@ from .errors import CharrnnError, ConfigError
 from .progress import Reporter
 from .run import load_trained, stop_on_signals, train_run
 
+_UsageError = typer.BadParameter.__bases__[0]  # click's UsageError, from whichever click typer ships with
+
+
+class _OneLineUsage(TyperGroup):
+    """Command-line mistakes (an unknown option, a value that does not parse) as one `Error:` line, exit 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _usage_line(bool(args)):  # no arguments at all: click shows the help, keep that
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx):
+        with _usage_line(True):
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_line(active: bool) -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as err:
+        if not active:
+            raise
+        where = err.ctx.command_path if err.ctx is not None else "charrnn"
+        _err().print(f"Error: {err.format_message()} (see '{where} --help')", markup=False)
+        raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_OneLineUsage,
     name="charrnn",
     help="Train a character-level stacked vanilla RNN from a YAML config, sample text from it, and look inside it.",
     rich_markup_mode=None,
@@ -40,7 +69,11 @@ app = typer.Typer(
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)  # looked up per call: runners capture it
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # per call: runners capture it
+
+
+# a path or value holding a line break must not break the error's single line
+_ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 @contextmanager
@@ -48,7 +81,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except CharrnnError as err:
-        _err().print(f"Error: {err}", markup=False)
+        _err().print(f"Error: {str(err).translate(_ONE_LINE)}", markup=False)
         raise typer.Exit(err.exit_code) from None
 
 
@@ -71,26 +104,44 @@ def train(
             reporter = Reporter(quiet=quiet)
             try:
                 summary = train_run(config, set_, resume, force, reporter, received)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Exception) as err:
+                # a second signal stops at once: as KeyboardInterrupt, or as whatever the code it hit made of it
+                if not isinstance(err, KeyboardInterrupt) and len(received) < 2:
+                    raise
                 reporter.close()
                 _err().print("interrupted again: stopped at once; the last complete checkpoint is intact")
-                raise typer.Exit(130) from None
+                raise typer.Exit(_signal_exit(received)) from None
             finally:
                 reporter.close()
+        if as_json:
+            bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
+                    for k in ("train_loss", "val_loss", "best_val_loss")}
+            _write_stdout(json.dumps({**summary, **bits}) + "\n")
     err = _err()
-    if as_json:
-        bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
-                for k in ("train_loss", "val_loss", "best_val_loss")}
-        sys.stdout.write(json.dumps({**summary, **bits}) + "\n")
     if summary["interrupted"]:
-        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}")
-        err.print(f"resume with: charrnn train {config} --resume")
-        raise typer.Exit(143 if received and received[0] == signal.SIGTERM else 130)
+        again = ["charrnn", "train", config, *(a for s in set_ for a in ("--set", s)), "--resume"]
+        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}", markup=False)
+        err.print(f"resume with: {shlex.join(again)}", markup=False)
+        raise typer.Exit(_signal_exit(received))
     if not quiet:
         val = summary["best_val_loss"]
         best = f", best val loss {val:.4f} at step {summary['best_step']}" if val is not None else ""
         err.print(f"done: {summary['step']} steps, train loss {summary['train_loss']:.4f}{best}; "
                   f"run directory {summary['run_dir']}")
+
+
+def _signal_exit(received: list[int]) -> int:
+    return 128 + int(received[-1]) if received else 130  # the shell's convention: 130 SIGINT, 143 SIGTERM
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): click exits quietly
+    except OSError as err:
+        raise CharrnnError(f"cannot write to stdout: {err.strerror}") from None
 
 
 def _check(option: str, value, ok: bool, expected: str) -> None:
@@ -127,7 +178,8 @@ def sample(
     """
     with _errors():
         _check("--length", length, length is None or length >= 0, "an integer >= 0")
-        _check("--temperature", temperature, temperature is None or temperature >= 0, "a number >= 0")
+        _check("--temperature", temperature, temperature is None or 0 <= temperature < math.inf,
+               "a finite number >= 0")
         _check("--top-k", top_k, top_k is None or top_k >= 1, "an integer >= 1")
         _check("--seed", seed, seed is None or seed >= 0, "an integer >= 0")
         _check("--num", num, num >= 1, "an integer >= 1")
@@ -147,8 +199,7 @@ def sample(
                 line = json.dumps(record(model, vocab, prime, text, i, length, temperature, top_k))
             else:
                 line = prime + text
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+            _write_stdout(line + "\n")
 
 
 @app.command()
@@ -166,7 +217,7 @@ def info(
     """
     with _errors():
         described = checkpoint_info.describe(path)
-    sys.stdout.write(json.dumps(described) + "\n" if as_json else checkpoint_info.render(described))
+        _write_stdout(json.dumps(described) + "\n" if as_json else checkpoint_info.render(described))
 
 
 @app.command()
@@ -185,7 +236,8 @@ def runs(
     for warning in warnings:
         err.print(f"warning: {warning}", markup=False)
     if as_json:
-        sys.stdout.write(json.dumps(found) + "\n")
+        with _errors():
+            _write_stdout(json.dumps(found) + "\n")
     elif not found:
         err.print(f"no runs under {root}", markup=False)
     else:
@@ -273,8 +325,8 @@ def data_get(
     """
     with _errors():
         path, downloaded = fetch.get(name, Path(to), url)
-    _err().print(f"{'downloaded' if downloaded else 'already there, checksum ok:'} {path}", markup=False)
-    sys.stdout.write(f"{path}\n")
+        _err().print(f"{'downloaded' if downloaded else 'already there, checksum ok:'} {path}", markup=False)
+        _write_stdout(f"{path}\n")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from .errors import ConfigError, DataError
 from .vocab import BOS, EOS, Vocab
 
 _BLANK_LINES = re.compile(r"\r?\n(?:[ \t]*\r?\n)+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -28,7 +29,7 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     except OSError as err:
         raise DataError(f"{path}: cannot read: {err.strerror}") from None
     try:
-        return raw.decode(encoding, errors)
+        text = raw.decode(encoding, errors)
     except LookupError:
         raise ConfigError(f"{path}: data.encoding: unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as err:
@@ -36,6 +37,11 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
             f"{path}: byte {err.start} (0x{raw[err.start]:02x}) is not valid {encoding}: "
             "set data.encoding to the file's encoding, or data.errors: replace"
         ) from None
+    lone = _SURROGATE.search(text)
+    if lone:  # only escape codecs make them, and no text can be written back with one
+        raise DataError(f"{path}: character {lone.start()} decodes to a lone surrogate "
+                        f"U+{ord(lone.group()):04X}; check data.encoding ({encoding})")
+    return text
 
 
 def split_records(text: str, mode: str) -> list[str]:

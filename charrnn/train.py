@@ -16,6 +16,7 @@ import numpy as np
 
 from .config import Config
 from .data import Corpus, make_tracks, window, windows_per_epoch
+from .errors import CharrnnError
 from .evaluate import mean_nll
 from .model import StackedRNN
 from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer
@@ -23,8 +24,8 @@ from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before the run gives up
 
 
-class Diverged(RuntimeError):
-    """Training produced non-finite losses or gradients too many steps in a row."""
+class Diverged(CharrnnError):
+    """Training produced non-finite numbers it cannot step past; nothing non-finite was saved."""
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TrainState:
     step: int = 0  # updates done
     window: int = 0  # next window of the epoch
     epoch: int = 0
+    bad_in_a_row: int = 0  # consecutive skipped steps, saved so a resumed run gives up where this one would
     metrics: dict = field(default_factory=lambda: {
         "train_loss": None, "val_loss": None, "best_val_loss": None, "best_step": None,
         "skipped_steps": 0, "chars_trained": 0,
@@ -60,7 +62,7 @@ def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
 
 def state_meta(state: TrainState) -> dict:
     return {
-        "step": state.step, "window": state.window, "epoch": state.epoch,
+        "step": state.step, "window": state.window, "epoch": state.epoch, "bad_in_a_row": state.bad_in_a_row,
         "optimizer_t": state.optimizer.t, "rng": state.rng.bit_generator.state,
         "metrics": dict(state.metrics),
     }
@@ -79,6 +81,7 @@ def restore_state(state: TrainState, meta: dict, arrays: dict[str, np.ndarray]) 
             raise ValueError(f"{name} has shape {arrays[name].shape}, this config needs {dst.shape}")
         dst[...] = arrays[name]
     state.step, state.window, state.epoch = int(meta["step"]), int(meta["window"]), int(meta["epoch"])
+    state.bad_in_a_row = int(meta["bad_in_a_row"])
     state.optimizer.t = int(meta["optimizer_t"])
     state.rng.bit_generator.state = meta["rng"]
     state.metrics.update(meta["metrics"])
@@ -88,6 +91,12 @@ def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
+def _all_finite(arrays) -> bool:
+    # min and max carry NaN and show inf without allocating a mask the size of the weights
+    return all(_finite(a.min(), a.max()) for a in arrays)
+
+
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # non-finite numbers are caught below, by name
 def train(cfg: Config, corpus: Corpus, state: TrainState,
           save: Callable[[TrainState, tuple[str, ...]], object],
           report: Callable[[str, dict], None] = lambda event, info: None,
@@ -99,7 +108,7 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
     per_epoch = windows_per_epoch(tracks, T)
     params, metrics = state.model.params, state.metrics
     report("start", {"step": state.step, "steps": t.steps, "chars_per_step": T * B})
-    started, bad_in_a_row, interrupted = time.perf_counter(), 0, False
+    started, interrupted = time.perf_counter(), False
     first_step = state.step
     while state.step < t.steps:
         if stop_requested():
@@ -112,16 +121,19 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
         if not _finite(loss, norm):
             # a non-finite step never reaches the weights: skip it and restart the tracks' states
             metrics["skipped_steps"] += 1
-            bad_in_a_row += 1
-            if bad_in_a_row >= MAX_BAD_STEPS:
+            state.bad_in_a_row += 1
+            if state.bad_in_a_row >= MAX_BAD_STEPS:
                 raise Diverged(
-                    f"loss or gradient was not finite for {MAX_BAD_STEPS} steps in a row at step {state.step}; "
+                    f"loss or gradient was not finite for {MAX_BAD_STEPS} steps in a row at step {state.step + 1}; "
                     "lower train.learning_rate or train.grad_clip"
                 )
             state.h = np.zeros_like(state.h)
         else:
-            bad_in_a_row = 0
+            state.bad_in_a_row = 0
             state.optimizer.step(params, grads, lr)
+            if not _all_finite(params.values()):
+                raise Diverged(f"the update of step {state.step + 1} (learning rate {lr:g}) made the weights "
+                               "non-finite; lower train.learning_rate or set train.grad_clip")
             state.h = h_last
             metrics["train_loss"] = loss
         metrics["chars_trained"] += T * B
@@ -133,6 +145,9 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
         kinds = ()
         if len(corpus.val) > 1 and (state.step % t.eval_every == 0 or state.step == t.steps):
             val_loss, _ = mean_nll(state.model, corpus.val, B, T)
+            if not _finite(val_loss):
+                raise Diverged(f"the validation loss at step {state.step} is not finite: the weights have grown "
+                               "too large; lower train.learning_rate or set train.grad_clip")
             metrics["val_loss"] = val_loss
             improved = metrics["best_val_loss"] is None or val_loss < metrics["best_val_loss"]
             if improved:
@@ -141,12 +156,13 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
             report("eval", {"step": state.step, "val_loss": val_loss, "best": improved})
         if not kinds and (state.step % t.checkpoint_every == 0 or state.step == t.steps):
             kinds = ("latest",)
+        elapsed = time.perf_counter() - started
+        # logged before the checkpoint: a crash in between makes the resumed run rewrite this line, never skip it
+        report("step", {"step": state.step, "loss": loss, "lr": lr,
+                        "grad_norm": norm, "epoch": state.epoch, "skipped_steps": metrics["skipped_steps"],
+                        "chars_per_sec": (state.step - first_step) * T * B / max(elapsed, 1e-9)})
         if kinds:
             report("checkpoint", {"step": state.step, "path": save(state, kinds)})
-        elapsed = time.perf_counter() - started
-        report("step", {"step": state.step, "loss": loss, "lr": lr,
-                        "grad_norm": norm, "epoch": state.epoch,
-                        "chars_per_sec": (state.step - first_step) * T * B / max(elapsed, 1e-9)})
     if interrupted:
         report("checkpoint", {"step": state.step, "path": save(state, ("latest",))})
     wall = time.perf_counter() - started

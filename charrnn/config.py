@@ -33,13 +33,36 @@ def _describe(value: Any) -> str:
             number = float(value)
         except ValueError:
             return f"{value!r} (a string)"
-        if "e" in value.lower() and "." not in value:
-            mantissa, _, exponent = value.lower().partition("e")
-            return f"{value!r} (a string; YAML needs a dot in exponent notation: write {mantissa}.0e{exponent})"
-        return f"{value!r} (a string; write it without quotes)" if math.isfinite(number) else f"{value!r} (a string)"
+        spelled = _yaml_number(value)
+        if not math.isfinite(number) or spelled is None:
+            return f"{value!r} (a string)"
+        if spelled != value:
+            return f"{value!r} (a string; YAML needs a dot and a signed exponent: write {spelled})"
+        return f"{value!r} (a string; write it without quotes)"
     if value is None:
         return "nothing (null)"
     return repr(value)
+
+
+def _yaml_number(text: str) -> str | None:
+    """How to write the number `text` so that YAML reads a number: 1e-3 -> 1.0e-3, 1.0e30 -> 1.0e+30.
+
+    PyYAML follows YAML 1.1: an exponent needs a dot in the mantissa and a sign.
+    """
+    if not isinstance(_scalar(text), str):
+        return text
+    mantissa, _, exponent = text.strip().lower().partition("e")
+    mantissa += "" if "." in mantissa else ".0"
+    exponent = exponent if exponent[:1] in ("+", "-") else f"+{exponent}"
+    spelled = f"{mantissa}e{exponent}"
+    return spelled if isinstance(_scalar(spelled), float) else None
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _int(lo: int, what: str) -> Check:
@@ -172,6 +195,12 @@ class Config:
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 
 
+def _shown(name: Any) -> str:
+    """A name the user wrote, as it goes into a one-line message: as is when printable, else its repr."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 def _suggest(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     return f" (did you mean {close[0]}?)" if close else f" (valid: {', '.join(options)})"
@@ -187,7 +216,7 @@ def _build(raw: dict, source: str) -> Config:
         for key, value in values.items():
             if key not in keys:
                 options = [f"{name}.{k}" for k in keys]
-                raise ConfigError(f"{source}: {name}.{key}: unknown key{_suggest(f'{name}.{key}', options)}")
+                raise ConfigError(f"{source}: {_shown(f'{name}.{key}')}: unknown key{_suggest(f'{name}.{key}', options)}")
             try:
                 checked[key] = keys[key].metadata["check"](value)
             except ValueError as err:
@@ -220,7 +249,7 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
     for name, values in raw.items():
         if name not in SECTIONS:
-            raise ConfigError(f"{path}: {name}: unknown section{_suggest(str(name), list(SECTIONS))}")
+            raise ConfigError(f"{path}: {_shown(name)}: unknown section{_suggest(str(name), list(SECTIONS))}")
         if values is not None and not isinstance(values, dict):
             raise ConfigError(f"{path}: {name}: expected a mapping of keys, got {_describe(values)}")
     return raw
@@ -235,15 +264,15 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     name, eq, value_text = text.partition("=")
     section, dot, key = name.strip().partition(".")
     if not eq or not dot or not section or not key:
-        raise ConfigError(f"--set {text}: expected section.key=value, e.g. --set train.steps=300")
+        raise ConfigError(f"--set {_shown(text)}: expected section.key=value, e.g. --set train.steps=300")
     if section not in SECTIONS:
-        raise ConfigError(f"--set {text}: {section}: unknown section{_suggest(section, list(SECTIONS))}")
+        raise ConfigError(f"--set {_shown(text)}: {_shown(section)}: unknown section{_suggest(section, list(SECTIONS))}")
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
     except yaml.YAMLError:
         value = value_text
     if isinstance(value, (dict, list)):
-        raise ConfigError(f"--set {text}: expected a single value, got {_describe(value)}")
+        raise ConfigError(f"--set {_shown(text)}: expected a single value, got {_describe(value)}")
     return section, key, value
 
 
@@ -257,7 +286,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     data_path_from_cwd = False
     for text in overrides:
         section, key, value = parse_override(text)
-        _build({section: {key: value}}, f"--set {text}")
+        _build({section: {key: value}}, f"--set {_shown(text)}")
         raw.setdefault(section, {})[key] = value
         data_path_from_cwd = data_path_from_cwd or (section, key) == ("data", "path")
     config = _build(raw, str(path))

@@ -16,8 +16,9 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.rand
         return int(np.argmax(logits))
     if top_k is not None and top_k < len(logits):
         logits[np.argsort(logits)[:-top_k]] = -np.inf
-    z = logits / temperature
-    p = np.exp(z - z.max())
+    with np.errstate(over="ignore"):  # shift first: a tiny temperature then gives -inf, never inf - inf
+        z = (logits - logits.max()) / temperature
+    p = np.exp(z)
     cdf = np.cumsum(p)
     return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
 

@@ -33,7 +33,7 @@ def test_defaults_paths_and_overrides(tmp_path, monkeypatch):
     ("data:\n  path: x\ntrian:\n  steps: 1\n", [], "run.yaml: trian: unknown section (did you mean train?)"),
     ("data:\n  path: x\ntrain:\n  learning_rate: 1e-3\n", [],
      "run.yaml: train.learning_rate: expected a positive number, got '1e-3' "
-     "(a string; YAML needs a dot in exponent notation: write 1.0e-3)"),
+     "(a string; YAML needs a dot and a signed exponent: write 1.0e-3)"),
     ("data:\n  path: x\nmodel:\n  hidden_size: 0\n", [],
      "run.yaml: model.hidden_size: expected a positive integer, got 0"),
     ("data:\n  path: x\ntrain:\n  learning_rate: -0.1\n", [],

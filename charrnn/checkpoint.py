@@ -10,35 +10,51 @@ Loading never executes code: JSON, and npz with allow_pickle=False.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CharrnnError, CheckpointError
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
 KINDS = ("latest", "best")
+TMP_PREFIX = ".tmp-"
+WEIGHTS_NAME = re.compile(r"weights-\d{8}-[0-9a-f]{12}\.npz")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a reader sees the old bytes or the new, never a mix."""
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    """Replace `path` with `data` so that a reader sees the old bytes or the new, never a mix.
+
+    Raises CharrnnError naming the file when the disk refuses (full, read-only): the old file stays.
+    """
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise CharrnnError(f"{path}: cannot write: {err.strerror or err}") from None
         raise
-    _fsync_dir(path.parent)
+
+
+def remove_temporary(folder: Path) -> None:
+    """Delete what a writer killed mid-write left behind: its temporary files are never complete."""
+    for path in folder.glob(f"{TMP_PREFIX}*"):
+        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -51,28 +67,48 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def save(run_dir: Path, arrays: dict[str, np.ndarray], meta: dict, kinds: tuple[str, ...]) -> Path:
-    """Write one checkpoint as each of `kinds` ("latest", "best"); returns the path of the first JSON."""
+    """Write one checkpoint as each of `kinds` ("latest", "best"); returns the path of the first JSON.
+
+    Refuses non-finite arrays or metadata, so a NaN never reaches a checkpoint; a failed write
+    leaves the previous checkpoints as they were.
+    """
+    step = meta["step"]
+    broken = [name for name, a in arrays.items() if not np.isfinite(a).all()]
+    if broken:
+        raise CheckpointError(f"{run_dir}: not saving step {step}: {', '.join(broken)} not finite")
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     data = buf.getvalue()
     sha = hashlib.sha256(data).hexdigest()
-    weights = f"weights-{meta['step']:08d}-{sha[:12]}.npz"
-    atomic_write(run_dir / weights, data)
+    weights = f"weights-{step:08d}-{sha[:12]}.npz"
     doc = {"format": FORMAT, "version": VERSION, "weights": weights, "weights_sha256": sha, **meta}
-    text = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode()
-    for kind in kinds:
-        atomic_write(run_dir / f"{kind}.json", text)
-    _remove_unreferenced(run_dir)
+    try:
+        text = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode()
+    except ValueError:
+        raise CheckpointError(f"{run_dir}: not saving step {step}: its metrics are not finite") from None
+    try:
+        atomic_write(run_dir / weights, data)
+        # best before latest: a kill in between leaves latest behind, and resuming from it writes this best again
+        for kind in sorted(kinds, key=lambda k: k != "best"):
+            atomic_write(run_dir / f"{kind}.json", text)
+    except CharrnnError as err:
+        raise CheckpointError(f"{err}; checkpoint of step {step} not saved, the previous one is intact") from None
+    finally:
+        with contextlib.suppress(OSError):
+            _remove_unreferenced(run_dir)  # also frees a full disk of the weights no JSON names
     return run_dir / f"{kinds[0]}.json"
 
 
 def _remove_unreferenced(run_dir: Path) -> None:
     keep = set()
     for kind in KINDS:
-        try:
-            keep.add(json.loads((run_dir / f"{kind}.json").read_text())["weights"])
-        except (OSError, ValueError, KeyError, TypeError):
+        path = run_dir / f"{kind}.json"
+        if not path.exists():
             continue
+        try:
+            keep.add(json.loads(path.read_text(encoding="utf-8"))["weights"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # a JSON we cannot read may still name weights someone wants: delete nothing
     for path in run_dir.glob("weights-*.npz"):
         if path.name not in keep:
             path.unlink(missing_ok=True)
@@ -118,7 +154,9 @@ def load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
             f"{path}: checkpoint format version {meta.get('version')!r}, this charrnn reads version {VERSION}; "
             "HINT: sample it with the charrnn that wrote it, or train again"
         )
-    weights = path.parent / str(meta.get("weights"))
+    if not WEIGHTS_NAME.fullmatch(str(meta.get("weights"))):
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (\"weights\" is {meta.get('weights')!r})")
+    weights = path.parent / meta["weights"]
     try:
         data = weights.read_bytes()
     except OSError:

@@ -8,31 +8,73 @@ from __future__ import annotations
 
 import json
 import math
-import signal
+import os
+import shlex
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, List, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
+from . import checkpoint, fetch
+from . import info as checkpoint_info
+from . import plot as loss_plot
+from . import runs_list, units
+from . import visualize as unit_view
+from .assess import assess
+from .draw import draw_seed, record, samples
 from .errors import CharrnnError, ConfigError
 from .progress import Reporter
 from .run import load_trained, stop_on_signals, train_run
-from .sample import sample as generate
+
+_UsageError = typer.BadParameter.__bases__[0]  # click's UsageError, from whichever click typer ships with
+
+
+class _OneLineUsage(TyperGroup):
+    """Command-line mistakes (an unknown option, a value that does not parse) as one `Error:` line, exit 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _usage_line(bool(args)):  # no arguments at all: click shows the help, keep that
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx):
+        with _usage_line(True):
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_line(active: bool) -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as err:
+        if not active:
+            raise
+        where = err.ctx.command_path if err.ctx is not None else "charrnn"
+        _err().print(f"Error: {err.format_message()} (see '{where} --help')", markup=False)
+        raise typer.Exit(2) from None
+
 
 app = typer.Typer(
+    cls=_OneLineUsage,
     name="charrnn",
-    help="Train a character-level stacked vanilla RNN from a YAML config, and sample text from it.",
+    help="Train a character-level stacked vanilla RNN from a YAML config, sample text from it, and look inside it.",
     rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=True,
+    epilog="Exit codes: 0 ok, 1 runtime error (data, checkpoint, disk), 2 usage or config error, "
+           "130 interrupted (143 on SIGTERM). Each verb's --help ends with an example.",
 )
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)  # looked up per call: runners capture it
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # per call: runners capture it
+
+
+# a path or value holding a line break must not break the error's single line
+_ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 @contextmanager
@@ -40,7 +82,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except CharrnnError as err:
-        _err().print(f"Error: {err}", markup=False)
+        _err().print(f"Error: {str(err).translate(_ONE_LINE)}", markup=False)
         raise typer.Exit(err.exit_code) from None
 
 
@@ -63,26 +105,48 @@ def train(
             reporter = Reporter(quiet=quiet)
             try:
                 summary = train_run(config, set_, resume, force, reporter, received)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Exception) as err:
+                # a second signal stops at once: as KeyboardInterrupt, or as whatever the code it hit made of it
+                if not isinstance(err, KeyboardInterrupt) and len(received) < 2:
+                    raise
                 reporter.close()
                 _err().print("interrupted again: stopped at once; the last complete checkpoint is intact")
-                raise typer.Exit(130) from None
+                raise typer.Exit(_signal_exit(received)) from None
             finally:
                 reporter.close()
+        if as_json:
+            bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
+                    for k in ("train_loss", "val_loss", "best_val_loss")}
+            _write_stdout(json.dumps({**summary, **bits}) + "\n")
     err = _err()
-    if as_json:
-        bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
-                for k in ("train_loss", "val_loss", "best_val_loss")}
-        sys.stdout.write(json.dumps({**summary, **bits}) + "\n")
     if summary["interrupted"]:
-        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}")
-        err.print(f"resume with: charrnn train {config} --resume")
-        raise typer.Exit(143 if received and received[0] == signal.SIGTERM else 130)
+        again = ["charrnn", "train", config, *(a for s in set_ for a in ("--set", s)), "--resume"]
+        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}", markup=False)
+        err.print(f"resume with: {shlex.join(again)}", markup=False)
+        raise typer.Exit(_signal_exit(received))
     if not quiet:
         val = summary["best_val_loss"]
         best = f", best val loss {val:.4f} at step {summary['best_step']}" if val is not None else ""
-        err.print(f"done: {summary['step']} steps, train loss {summary['train_loss']:.4f}{best}; "
+        why = {"max_seconds": " (stopped: train.max_seconds reached)",
+               "early_stop": " (stopped early: no new best val loss in train.early_stop_patience validations)",
+               }.get(summary["stop_reason"], "")
+        train_loss = "-" if summary["train_loss"] is None else f"{summary['train_loss']:.4f}"
+        err.print(f"done: {summary['step']} steps{why}, train loss {train_loss}{best}; "
                   f"run directory {summary['run_dir']}")
+
+
+def _signal_exit(received: list[int]) -> int:
+    return 128 + int(received[-1]) if received else 130  # the shell's convention: 130 SIGINT, 143 SIGTERM
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): click exits quietly
+    except OSError as err:
+        raise CharrnnError(f"cannot write to stdout: {err.strerror}") from None
 
 
 def _check(option: str, value, ok: bool, expected: str) -> None:
@@ -95,38 +159,235 @@ def sample(
     checkpoint: Optional[str] = typer.Option(
         None, "--checkpoint", "-c", metavar="PATH|RUN_DIR",
         help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs."),
-    prime: str = typer.Option("", "--prime", "-p", help="Text the sample starts with."),
+    prime: str = typer.Option("", "--prime", "-p",
+                              help="Text the sample starts with; - reads it from stdin (one final newline dropped)."),
     length: Optional[int] = typer.Option(None, "--length", "-n", help="Characters after the prime, at most."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="0 is greedy argmax."),
     top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help="Sample among the K likeliest characters."),
-    seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Seed for a reproducible sample."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", "-s", help="Seed of the first sample (sample i uses SEED + i); default: a fresh one."),
     num: int = typer.Option(1, "--num", help="Number of samples, each on stdout ending with a newline."),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help="One JSON object per sample and line: text, prime, seed, temperature, top_k, length, ended, log_prob."),
 ) -> None:
     """Print text sampled from a trained model on stdout: the prime, then its continuation.
 
     Stops at the end token or after --length characters; unset options take the run config's sample section.
-    Example: charrnn sample --checkpoint runs/shakespeare --prime "ROMEO:" --temperature 0.8
+    With --json each sample carries its seed: --seed with it draws that sample again.
+
+    \b
+    Examples:
+      charrnn sample --checkpoint runs/shakespeare --prime "ROMEO:" --temperature 0.8
+      echo "JULIET:" | charrnn sample --prime - --num 3 --json | jq -r .text
     """
     with _errors():
         _check("--length", length, length is None or length >= 0, "an integer >= 0")
-        _check("--temperature", temperature, temperature is None or temperature >= 0, "a number >= 0")
+        _check("--temperature", temperature, temperature is None or 0 <= temperature < math.inf,
+               "a finite number >= 0")
         _check("--top-k", top_k, top_k is None or top_k >= 1, "an integer >= 1")
         _check("--seed", seed, seed is None or seed >= 0, "an integer >= 0")
         _check("--num", num, num >= 1, "an integer >= 1")
+        if prime == "-":
+            prime = sys.stdin.read().removesuffix("\n")
         cfg, vocab, model, _ = load_trained(checkpoint)
         unknown = vocab.unknown(prime)
         if unknown:
             raise ConfigError(f"--prime: characters not in the model's vocabulary: {', '.join(map(repr, unknown))}")
         s = cfg.sample
-        rng = np.random.default_rng(seed)
-        for _ in range(num):
-            text = generate(model, vocab, prime,
-                            s.length if length is None else length,
-                            s.temperature if temperature is None else temperature,
-                            s.top_k if top_k is None else top_k, rng)
-            sys.stdout.write(prime + text + "\n")
-        sys.stdout.flush()
+        length = s.length if length is None else length
+        temperature = s.temperature if temperature is None else temperature
+        top_k = s.top_k if top_k is None else top_k
+        for i, text in samples(model, vocab, prime, length, temperature, top_k,
+                               draw_seed() if seed is None else seed, num):
+            if as_json:
+                line = json.dumps(record(model, vocab, prime, text, i, length, temperature, top_k))
+            else:
+                line = prime + text
+            _write_stdout(line + "\n")
+
+
+@app.command()
+def info(
+    path: Optional[str] = typer.Argument(
+        None, metavar="[CHECKPOINT|RUN_DIR]",
+        help="Checkpoint JSON or run directory (its latest); default: newest under ./runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the same as one JSON object."),
+) -> None:
+    """Show what a checkpoint holds: config, vocabulary, parameters per matrix, step, losses, file format.
+
+    \b
+    Example:
+      charrnn info runs/shakespeare --json | jq .total_parameters
+    """
+    with _errors():
+        described = checkpoint_info.describe(path)
+        _write_stdout(json.dumps(described) + "\n" if as_json else checkpoint_info.render(described))
+
+
+@app.command()
+def runs(
+    root: str = typer.Argument("runs", metavar="[FOLDER]", help="Where the run directories are."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array, one object per run."),
+) -> None:
+    """List the runs under ./runs (or FOLDER): step, best validation loss, age of the last checkpoint.
+
+    \b
+    Example:
+      charrnn runs --json | jq -r '.[] | select(.best_val_loss < 1.5) | .run'
+    """
+    found, warnings = runs_list.list_runs(Path(root))
+    err = _err()
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False)
+    if as_json:
+        with _errors():
+            _write_stdout(json.dumps(found) + "\n")
+    elif not found:
+        err.print(f"no runs under {root}", markup=False)
+    else:
+        runs_list.show(found, Console())
+
+
+@app.command()
+def plot(
+    run_dir: Optional[str] = typer.Argument(
+        None, metavar="[RUN_DIR]", help="Run directory (or a checkpoint in it); default: newest under ./runs."),
+    png: Optional[str] = typer.Option(None, "--png", metavar="FILE",
+                                      help="Write a PNG instead (needs matplotlib: pip install 'charrnn[plot]')."),
+    height: int = typer.Option(16, "--height", help="Rows of the terminal chart."),
+) -> None:
+    """Draw a run's train and validation loss curves from its metrics.jsonl, in the terminal.
+
+    \b
+    Example:
+      charrnn plot runs/shakespeare
+    """
+    with _errors():
+        _check("--height", height, height >= 3, "an integer >= 3")
+        folder = loss_plot.run_folder(run_dir)
+        train_points, val_points = loss_plot.read_metrics(folder / "metrics.jsonl")
+        if png is not None:
+            loss_plot.save_png(train_points, val_points, str(folder), Path(png))
+            _err().print(f"wrote {png}", markup=False)
+            return
+    loss_plot.print_chart(folder, train_points, val_points, height, Console())
+
+
+@app.command()
+def visualize(
+    text: str = typer.Option(..., "--text", metavar="TEXT|FILE",
+                             help="The text to read: a file's path, - for stdin, or the text itself."),
+    checkpoint_: Optional[str] = typer.Option(
+        None, "--checkpoint", "-c", metavar="PATH|RUN_DIR",
+        help="Checkpoint JSON or run directory (its best, else latest); default: newest under ./runs."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l",
+                                        help="Layer 1..L (default: the top one for --neuron; all for --top)."),
+    neuron: Optional[int] = typer.Option(None, "--neuron", help="Show this unit 0..H-1 of --layer."),
+    top: Optional[int] = typer.Option(None, "--top", help="Show the K units that best track each feature "
+                                      "(inside quotes, inside parentheses, position in line); default 1."),
+    predictions: bool = typer.Option(False, "--predictions", help="Under each character, the 5 likeliest next ones."),
+    html_file: Optional[str] = typer.Option(None, "--html", metavar="FILE",
+                                            help="Write a self-contained HTML page instead."),
+) -> None:
+    """Colour each character of a text by one hidden unit's activation (tanh, -1 red .. +1 blue).
+
+    \b
+    Examples:
+      charrnn visualize -c runs/code --text charrnn/model.py --top 2
+      charrnn visualize --text "ROMEO: (aside) \"No\"" --neuron 17 --predictions --html unit17.html
+    """
+    with _errors():
+        source = checkpoint.resolve(checkpoint_)
+        _, vocab, model, _ = load_trained(source)
+        traced = units.trace(model, vocab, units.read_text_arg(text))
+        views, notes = units.select(traced, layer, neuron, top)
+        for note in notes:
+            _err().print(note, markup=False)
+        if html_file is not None:
+            unit_view.write_html(Path(html_file), traced, vocab, views, predictions, str(source))
+            _err().print(f"wrote {html_file}", markup=False)
+            return
+    unit_view.render_terminal(traced, vocab, views, predictions, Console())
+
+
+data_app = typer.Typer(help="Training texts: download a public one.", rich_markup_mode=None, no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("get")
+def data_get(
+    name: str = typer.Argument(..., metavar="NAME", help=f"One of: {', '.join(fetch.DATASETS)}."),
+    to: str = typer.Option("data", "--to", metavar="FOLDER", help="Where to save it."),
+    url: Optional[str] = typer.Option(None, "--url", help="Download from this address instead (a mirror, a local "
+                                      "server); the published sha256 is checked all the same."),
+) -> None:
+    """Download a public training text, check its sha256, save it atomically, and print its path.
+
+    \b
+    Example:
+      charrnn data get tinyshakespeare && charrnn train configs/shakespeare.yaml
+    """
+    with _errors():
+        path, downloaded = fetch.get(name, Path(to), url)
+        _err().print(f"{'downloaded' if downloaded else 'already there, checksum ok:'} {path}", markup=False)
+        _write_stdout(f"{path}\n")
+
+
+@app.command("eval")
+def eval_(
+    file: Optional[str] = typer.Argument(
+        None, metavar="[FILE|-]", help="Text to score; - reads stdin; default: the run's validation split."),
+    checkpoint: Optional[str] = typer.Option(
+        None, "--checkpoint", "-c", metavar="PATH|RUN_DIR",
+        help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"loss", "bpc", "tokens", ...} as JSON.'),
+    skip_unknown: bool = typer.Option(
+        False, "--skip-unknown", help="Drop characters the model has never seen (counted on stderr)."),
+    novelty_chars: int = typer.Option(
+        0, "--novelty", metavar="N",
+        help="Also sample N characters and report the share of their n-grams absent from the training text."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="Sampling temperature for --novelty."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed of the --novelty sample."),
+) -> None:
+    """Mean negative log-likelihood of a text under a trained model, in nats per token and bits per char.
+
+    The hidden state is carried through the whole text, split into records as the model was trained.
+    Example: charrnn eval --checkpoint runs/shakespeare --json
+    """
+    with _errors():
+        _check("--novelty", novelty_chars, novelty_chars >= 0, "a number of characters >= 0")
+        _check("--temperature", temperature, temperature is None or temperature >= 0, "a number >= 0")
+        _check("--seed", seed, seed >= 0, "an integer >= 0")
+        result = assess(checkpoint, file, skip_unknown, novelty_chars, temperature, seed)
+        if result["skipped"]:
+            listed = ", ".join(f"{c!r} ({n}x)" for c, n in result["skipped"].items())
+            _err().print(f"skipped {sum(result['skipped'].values())} characters not in the vocabulary: {listed}",
+                         markup=False)
+        _write_stdout(json.dumps(result) + "\n" if as_json else _eval_lines(result))
+
+
+def _eval_lines(result: dict) -> str:
+    lines = [f"loss {result['loss']:.4f} nats/token  {result['bpc']:.4f} bits/char  "
+             f"{result['tokens']} tokens  ({result['text']}, step {result['step']})"]
+    novel = result.get("novelty")
+    if novel:
+        def shares(by_n):
+            return "  ".join(f"{n}-grams {share:.3f}" for n, share in by_n.items() if share is not None)
+
+        lines.append(f"novel n-grams in {novel['sample_chars']} sampled chars: {shares(novel['sample'])}")
+        if novel["held_out"]:
+            lines.append(f"novel n-grams in as much held-out text: {shares(novel['held_out'])}")
+    return "".join(line + "\n" for line in lines)
 
 
 def main() -> None:
-    app(prog_name="charrnn")
+    try:
+        try:
+            app(prog_name="charrnn")
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe prints "Exception ignored"
+    except BrokenPipeError:
+        # the reader left (`| head`): stop quietly, and keep the final flush from writing again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

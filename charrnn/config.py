@@ -19,6 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import ConfigError
+from .init import SCHEMES
 
 Check = Callable[[Any], Any]
 
@@ -32,13 +33,36 @@ def _describe(value: Any) -> str:
             number = float(value)
         except ValueError:
             return f"{value!r} (a string)"
-        if "e" in value.lower() and "." not in value:
-            mantissa, _, exponent = value.lower().partition("e")
-            return f"{value!r} (a string; YAML needs a dot in exponent notation: write {mantissa}.0e{exponent})"
-        return f"{value!r} (a string; write it without quotes)" if math.isfinite(number) else f"{value!r} (a string)"
+        spelled = _yaml_number(value)
+        if not math.isfinite(number) or spelled is None:
+            return f"{value!r} (a string)"
+        if spelled != value:
+            return f"{value!r} (a string; YAML needs a dot and a signed exponent: write {spelled})"
+        return f"{value!r} (a string; write it without quotes)"
     if value is None:
         return "nothing (null)"
     return repr(value)
+
+
+def _yaml_number(text: str) -> str | None:
+    """How to write the number `text` so that YAML reads a number: 1e-3 -> 1.0e-3, 1.0e30 -> 1.0e+30.
+
+    PyYAML follows YAML 1.1: an exponent needs a dot in the mantissa and a sign.
+    """
+    if not isinstance(_scalar(text), str):
+        return text
+    mantissa, _, exponent = text.strip().lower().partition("e")
+    mantissa += "" if "." in mantissa else ".0"
+    exponent = exponent if exponent[:1] in ("+", "-") else f"+{exponent}"
+    spelled = f"{mantissa}e{exponent}"
+    return spelled if isinstance(_scalar(spelled), float) else None
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _int(lo: int, what: str) -> Check:
@@ -115,6 +139,14 @@ class ModelConfig:
     hidden_size: int = _key(128, positive_int, "units per layer (H)")
     num_layers: int = _key(2, positive_int, "stacked tanh layers (L)")
     dropout: float = _key(0.0, unit_fraction, "dropout on each layer's output, as char-rnn's -dropout")
+    init: str = _key(
+        "torch", _choice(*SCHEMES),
+        "initial weights: torch (uniform ±1/sqrt(H)), uniform (±0.08, char-rnn), orthogonal or identity W_hht",
+    )
+    init_scale: float | None = _key(
+        None, _optional(positive_float),
+        "torch/uniform: the bound; orthogonal/identity: W_hht's gain; null: the scheme's default",
+    )
 
 
 @dataclass(frozen=True)
@@ -127,6 +159,16 @@ class TrainConfig:
     momentum: float = _key(0.9, beta, "sgd momentum")
     lr_decay: float = _key(1.0, decay_factor, "multiply the learning rate by this every lr_decay_every steps")
     lr_decay_every: int = _key(1000, positive_int, "steps between learning-rate decays")
+    lr_schedule: str = _key(
+        "step", _choice("step", "exponential", "cosine", "plateau"),
+        "step/exponential: lr_decay per lr_decay_every steps; cosine: down to lr_min over train.steps; "
+        "plateau: times lr_decay after lr_patience validations without a new best",
+    )
+    lr_min: float = _key(0.0, nonnegative_float, "floor of every schedule; where cosine ends")
+    lr_patience: int = _key(2, positive_int, "plateau: validations without a new best before the rate drops")
+    warmup_steps: int = _key(0, nonnegative_int, "ramp the learning rate up linearly over the first steps")
+    early_stop_patience: int = _key(0, nonnegative_int, "stop after this many validations without a new best; 0: never")
+    max_seconds: float = _key(0.0, nonnegative_float, "wall-clock budget of one invocation's loop; 0: none")
     grad_clip: float = _key(5.0, nonnegative_float, "global gradient-norm limit; 0 turns clipping off")
     seed: int = _key(0, nonnegative_int, "seeds initialisation and dropout: same seed, same run")
     eval_every: int = _key(100, positive_int, "steps between validation losses")
@@ -153,6 +195,12 @@ class Config:
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 
 
+def _shown(name: Any) -> str:
+    """A name the user wrote, as it goes into a one-line message: as is when printable, else its repr."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 def _suggest(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     return f" (did you mean {close[0]}?)" if close else f" (valid: {', '.join(options)})"
@@ -168,7 +216,7 @@ def _build(raw: dict, source: str) -> Config:
         for key, value in values.items():
             if key not in keys:
                 options = [f"{name}.{k}" for k in keys]
-                raise ConfigError(f"{source}: {name}.{key}: unknown key{_suggest(f'{name}.{key}', options)}")
+                raise ConfigError(f"{source}: {_shown(f'{name}.{key}')}: unknown key{_suggest(f'{name}.{key}', options)}")
             try:
                 checked[key] = keys[key].metadata["check"](value)
             except ValueError as err:
@@ -201,7 +249,7 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(raw).__name__}")
     for name, values in raw.items():
         if name not in SECTIONS:
-            raise ConfigError(f"{path}: {name}: unknown section{_suggest(str(name), list(SECTIONS))}")
+            raise ConfigError(f"{path}: {_shown(name)}: unknown section{_suggest(str(name), list(SECTIONS))}")
         if values is not None and not isinstance(values, dict):
             raise ConfigError(f"{path}: {name}: expected a mapping of keys, got {_describe(values)}")
     return raw
@@ -216,15 +264,15 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     name, eq, value_text = text.partition("=")
     section, dot, key = name.strip().partition(".")
     if not eq or not dot or not section or not key:
-        raise ConfigError(f"--set {text}: expected section.key=value, e.g. --set train.steps=300")
+        raise ConfigError(f"--set {_shown(text)}: expected section.key=value, e.g. --set train.steps=300")
     if section not in SECTIONS:
-        raise ConfigError(f"--set {text}: {section}: unknown section{_suggest(section, list(SECTIONS))}")
+        raise ConfigError(f"--set {_shown(text)}: {_shown(section)}: unknown section{_suggest(section, list(SECTIONS))}")
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
     except yaml.YAMLError:
         value = value_text
     if isinstance(value, (dict, list)):
-        raise ConfigError(f"--set {text}: expected a single value, got {_describe(value)}")
+        raise ConfigError(f"--set {_shown(text)}: expected a single value, got {_describe(value)}")
     return section, key, value
 
 
@@ -238,7 +286,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     data_path_from_cwd = False
     for text in overrides:
         section, key, value = parse_override(text)
-        _build({section: {key: value}}, f"--set {text}")
+        _build({section: {key: value}}, f"--set {_shown(text)}")
         raw.setdefault(section, {})[key] = value
         data_path_from_cwd = data_path_from_cwd or (section, key) == ("data", "path")
     config = _build(raw, str(path))

@@ -14,6 +14,7 @@ from .vocab import BOS, EOS, Vocab
 
 _BLANK_LINES = re.compile(r"\r?\n(?:[ \t]*\r?\n)+")
 _GROUP = 1 << 20  # characters of short records encoded in one call
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -28,15 +29,25 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
         raise DataError(f"{path}: is a directory, expected a text file") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read: {err.strerror}") from None
+    return decode_text(raw, str(path), encoding, errors)
+
+
+def decode_text(raw: bytes, source: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Bytes read from `source` (a file name, or <stdin>) as text; a bad byte is a DataError naming it."""
     try:
-        return raw.decode(encoding, errors)
+        text = raw.decode(encoding, errors)
     except LookupError:
-        raise ConfigError(f"{path}: data.encoding: unknown encoding {encoding!r}") from None
+        raise ConfigError(f"{source}: data.encoding: unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as err:
         raise DataError(
-            f"{path}: byte {err.start} (0x{raw[err.start]:02x}) is not valid {encoding}: "
+            f"{source}: byte {err.start} (0x{raw[err.start]:02x}) is not valid {encoding}: "
             "set data.encoding to the file's encoding, or data.errors: replace"
         ) from None
+    lone = _SURROGATE.search(text)
+    if lone:  # only escape codecs make them, and no text can be written back with one
+        raise DataError(f"{source}: character {lone.start()} decodes to a lone surrogate "
+                        f"U+{ord(lone.group()):04X}; check data.encoding ({encoding})")
+    return text
 
 
 def split_records(text: str, mode: str) -> list[str]:

@@ -1,18 +1,43 @@
-"""Initial weights of a stacked RNN, in the seed's orientation."""
+"""Initial weights of a stacked RNN, in the seed's orientation.
+
+Schemes (model.init), each with its own meaning of model.init_scale (None: the scheme's default):
+- torch: every weight uniform in ±scale, scale 1/sqrt(H), as torch.nn.RNN and nn.Linear start.
+- uniform: every weight uniform in ±scale, scale 0.08, as char-rnn starts.
+- orthogonal: W_hht a random orthogonal matrix times scale (gain 1.0); the rest as torch.
+- identity: W_hht the identity times scale (gain 1.0), as Le, Jaitly and Hinton's IRNN; the rest as torch.
+Biases start at zero in every scheme.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+SCHEMES = ("torch", "uniform", "orthogonal", "identity")
 
-def init_params(vocab_size: int, hidden_size: int, num_layers: int,
-                rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
-    """Weights uniform in ±1/sqrt(H), as torch.nn.RNN and nn.Linear start; biases zero.
 
-    The bound keeps each pre-activation's variance near 1/3 whatever H is, so tanh starts unsaturated.
+def default_scale(scheme: str, hidden_size: int) -> float:
+    return {"torch": 1.0 / np.sqrt(hidden_size), "uniform": 0.08}.get(scheme, 1.0)
+
+
+def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random (n, n) orthogonal matrix, uniform over the orthogonal group (QR with sign-fixed R)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))  # without the sign fix QR would favour some rotations
+
+
+def init_params(vocab_size: int, hidden_size: int, num_layers: int, rng: np.random.Generator,
+                dtype=np.float32, scheme: str = "torch", scale: float | None = None) -> dict[str, np.ndarray]:
+    """Weights drawn as `scheme` says, biases zero.
+
+    torch's bound keeps each pre-activation's variance near 1/3 whatever H is, so tanh starts unsaturated;
+    an orthogonal or identity W_hht keeps every singular value at `scale`, so early gradients through
+    time neither vanish nor explode.
     """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown init scheme {scheme!r}")
     V, H, L = vocab_size, hidden_size, num_layers
-    bound = 1.0 / np.sqrt(H)
+    scale = default_scale(scheme, H) if scale is None else scale
+    bound = scale if scheme in ("torch", "uniform") else 1.0 / np.sqrt(H)
 
     def uniform(*shape):
         return rng.uniform(-bound, bound, size=shape).astype(dtype)
@@ -25,4 +50,10 @@ def init_params(vocab_size: int, hidden_size: int, num_layers: int,
         params[f"b_h.{l}"] = np.zeros(H, dtype)
     params["W_hy"] = uniform(V, H)  # (V, H)
     params["b_y"] = np.zeros(V, dtype)
+    # replaced only after every uniform draw: the other weights are the same draws in every scheme
+    for l in range(1, L + 1):
+        if scheme == "orthogonal":
+            params[f"W_hht.{l}"] = (scale * orthogonal(H, rng)).astype(dtype)
+        elif scheme == "identity":
+            params[f"W_hht.{l}"] = (scale * np.eye(H)).astype(dtype)
     return params

@@ -186,10 +186,12 @@ class StackedRNN:
     "W_hhd.{l}" (H, H) for l = 2..L, "W_hy" (V, H) and "b_y" (V,).
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, seed: int = 0, dtype=np.float32):
+    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, seed: int = 0, dtype=np.float32,
+                 init: str = "torch", init_scale: float | None = None):
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
         self.dtype = np.dtype(dtype)
-        self.params = init_params(vocab_size, hidden_size, num_layers, np.random.default_rng(seed), self.dtype)
+        self.params = init_params(vocab_size, hidden_size, num_layers, np.random.default_rng(seed), self.dtype,
+                                  init, init_scale)
         self._work = {}  # scratch arrays loss_and_grads and log_probs reuse from one window to the next
 
     def zero_state(self, batch_size: int) -> np.ndarray:

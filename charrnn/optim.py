@@ -137,6 +137,48 @@ def clip_grad_norm(grads: dict, max_norm: float) -> float:
     return norm
 
 
-def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Step decay: learning_rate * lr_decay ** (step // lr_decay_every), step counted from 0."""
-    return cfg.learning_rate * cfg.lr_decay ** (step // cfg.lr_decay_every)
+def learning_rate(cfg: TrainConfig, step: int, plateau_scale: float = 1.0) -> float:
+    """The learning rate of update `step` (counted from 0) under train.lr_schedule, after warm-up.
+
+    step: learning_rate * lr_decay ** (step // lr_decay_every); exponential: the same, decayed smoothly
+    (step / lr_decay_every); cosine: from learning_rate down to lr_min over train.steps; plateau:
+    learning_rate * plateau_scale (see plateau_update). No schedule goes below lr_min. During the first
+    warmup_steps updates the rate ramps up linearly, (step + 1) / warmup_steps of it.
+    """
+    lr, kind = cfg.learning_rate, cfg.lr_schedule
+    if kind == "step":
+        lr *= cfg.lr_decay ** (step // cfg.lr_decay_every)
+    elif kind == "exponential":
+        lr *= cfg.lr_decay ** (step / cfg.lr_decay_every)
+    elif kind == "cosine":
+        progress = min(1.0, max(0, step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        lr = cfg.lr_min + (lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
+    else:
+        lr *= plateau_scale
+    lr = max(lr, cfg.lr_min)
+    if step < cfg.warmup_steps:
+        lr *= (step + 1) / cfg.warmup_steps
+    return lr
+
+
+def new_plateau() -> dict:
+    """The plateau schedule's state before any validation: JSON-ready, so checkpoints carry it exactly."""
+    return {"scale": 1.0, "best": None, "bad": 0}
+
+
+def plateau_update(plateau: dict, val_loss: float, cfg: TrainConfig) -> dict:
+    """The state after one validation: lr_patience validations in a row without a new best multiply the
+    scale by lr_decay and start the count again, as torch's ReduceLROnPlateau (threshold 0) does.
+
+    >>> cfg = TrainConfig(lr_schedule="plateau", lr_decay=0.5, lr_patience=2)
+    >>> p = new_plateau()
+    >>> for loss in (3.0, 2.0, 2.5, 2.1):
+    ...     p = plateau_update(p, loss, cfg)
+    >>> p
+    {'scale': 0.5, 'best': 2.0, 'bad': 0}
+    """
+    if plateau["best"] is None or val_loss < plateau["best"]:
+        return {**plateau, "best": val_loss, "bad": 0}
+    if plateau["bad"] + 1 >= cfg.lr_patience:
+        return {**plateau, "scale": plateau["scale"] * cfg.lr_decay, "bad": 0}
+    return {**plateau, "bad": plateau["bad"] + 1}

@@ -13,10 +13,10 @@ def _fmt(value: float | None) -> str:
 class Reporter:
     """A `report(event, info)` callback for train(); `close()` when training ends."""
 
-    def __init__(self, quiet: bool = False, log_every: int = 100):
-        self.console = Console(stderr=True)  # looked up now, so test runners capture it
-        self.quiet, self.log_every = quiet, log_every
-        self.steps = self.chars_per_step = 0
+    def __init__(self, quiet: bool = False):
+        self.console = Console(stderr=True, soft_wrap=True)  # looked up now, so test runners capture it
+        self.quiet = quiet
+        self.steps = self.chars_per_step = self.log_every = 0
         self.loss = self.val_loss = None
         self.bar: Progress | None = None
         self.task = None
@@ -29,8 +29,11 @@ class Reporter:
     def _on_resume(self, info):
         self.console.print(f"resuming from {info['path']} at step {info['step']}", highlight=False)
 
+    def _on_note(self, info):
+        self.console.print(info["text"], highlight=False, markup=False)
+
     def _on_start(self, info):
-        self.steps, self.chars_per_step = info["steps"], info["chars_per_step"]
+        self.steps, self.chars_per_step, self.log_every = info["steps"], info["chars_per_step"], info["log_every"]
         if self.console.is_terminal:
             self.bar = Progress(
                 TextColumn("train"), BarColumn(), MofNCompleteColumn(),

@@ -1,16 +1,21 @@
 """A training run on disk: its directory, lock, saved config, checkpoints, resume, and signals.
 
 Everything that can be wrong with the config or the data is found before the run directory is
-touched, so bad input never leaves a half-made run behind.
+touched, so bad input never leaves a half-made run behind; a run that fails before its first
+checkpoint removes the directory it created.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import math
 import os
+import shutil
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -18,38 +23,56 @@ import numpy as np
 
 from . import checkpoint
 from .config import Config, config_from_dict, config_to_dict, dump_config, load_config
-from .data import load_corpus, make_tracks
+from .data import Corpus, load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError
 from .model import StackedRNN
 from .train import TrainState, new_state, restore_state, state_arrays, state_meta, train
 from .vocab import Vocab
 
-# keys a resumed run may change: they decide how long and how often, never what a step computes
-RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.log_every"}
+# keys a resumed run may change: they decide how long, how often and where, never what a step computes
+# (a moved text is fine: the checkpoint's data_sha256 checks that it is the same text)
+RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
+                     "train.out_dir", "data.path", "train.max_seconds", "train.early_stop_patience"}
 
 
 @contextmanager
 def run_lock(out_dir: Path) -> Iterator[None]:
-    """One writer per run directory; a lock left by a process that no longer exists is taken over."""
+    """One writer per run directory: an flock on `lock`, which the kernel drops when its holder dies,
+    so a crashed or killed run never leaves the directory stuck. The file names the writer's pid."""
     path = out_dir / "lock"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    try:
+        fd = _flock(path)
+        if fd is None:
             pid = _read_pid(path)
-            if pid is not None and _alive(pid):
-                raise CharrnnError(f"{out_dir}: another charrnn train (pid {pid}) is writing this run directory")
-            path.unlink(missing_ok=True)  # stale: its writer died without cleaning up
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        break
-    else:
-        raise CharrnnError(f"{out_dir}: cannot take the lock file {path}")
+            raise CharrnnError(f"{out_dir}: another charrnn train{f' (pid {pid})' if pid else ''} is writing "
+                               "this run directory; wait for it to finish or stop it")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as err:
+        raise CharrnnError(f"{path}: cannot lock the run directory: {err.strerror}") from None
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _flock(path: Path) -> int | None:
+    """A descriptor holding an exclusive lock on `path`, or None when another process holds it."""
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed the file between our open and our lock: lock the new one
 
 
 def _read_pid(path: Path) -> int | None:
@@ -59,25 +82,15 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextmanager
 def stop_on_signals() -> Iterator[list[int]]:
     """Collect SIGINT/SIGTERM so the loop can stop at a step boundary; a second one stops at once."""
     received: list[int] = []
 
     def handler(signum, frame):
-        if received:
-            raise KeyboardInterrupt
         received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -102,11 +115,15 @@ class MetricsLog:
             self.val_loss = info["val_loss"]
         elif event == "step" and (info["step"] % self.log_every == 0 or self.val_loss is not None
                                   or info["step"] == self.steps):
-            line = {"step": info["step"], "epoch": info["epoch"], "train_loss": info["loss"],
-                    "val_loss": self.val_loss, "lr": info["lr"], "grad_norm": info["grad_norm"],
-                    "chars_per_sec": info["chars_per_sec"], "time": time.time()}
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
+            line = {"step": info["step"], "epoch": info["epoch"], "train_loss": _number(info["loss"]),
+                    "val_loss": self.val_loss, "lr": info["lr"], "grad_norm": _number(info["grad_norm"]),
+                    "skipped_steps": info["skipped_steps"], "chars_per_sec": info["chars_per_sec"],
+                    "time": time.time()}
+            try:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(line) + "\n")
+            except OSError as err:
+                raise CharrnnError(f"{self.path}: cannot write: {err.strerror}") from None
             self.val_loss = None
 
     def keep_through(self, step: int) -> None:
@@ -115,6 +132,10 @@ class MetricsLog:
             lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
             kept = [line for line in lines if _step_of(line) <= step]
             checkpoint.atomic_write(self.path, "".join(kept).encode())
+
+
+def _number(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # a skipped step's NaN is null: metrics.jsonl stays strict JSON
 
 
 def _step_of(line: str) -> float:
@@ -141,55 +162,140 @@ def _clear_run(out_dir: Path) -> None:
     (out_dir / "metrics.jsonl").unlink(missing_ok=True)
 
 
+def _held(out_dir: Path) -> list[str]:
+    """The checkpoint files in a run directory: what starting over would delete."""
+    names = [f"{kind}.json" for kind in checkpoint.KINDS if (out_dir / f"{kind}.json").exists()]
+    return names + sorted(p.name for p in out_dir.glob("weights-*.npz"))
+
+
+def _intact_best(out_dir: Path) -> str:
+    """A hint naming best.json when it loads cleanly: the way back when latest.json is gone or damaged."""
+    best = out_dir / "best.json"
+    if not best.exists():
+        return ""
+    try:
+        meta, _ = checkpoint.load(best)
+    except CheckpointError:
+        return ""
+    return f"best.json (step {meta.get('step')}) is intact: copy it over latest.json to resume from there, or "
+
+
+def _checkpoint_to_resume(out_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    latest = out_dir / "latest.json"
+    if not latest.exists():
+        raise CheckpointError(f"{out_dir}: nothing to resume, there is no latest.json; "
+                              f"{_intact_best(out_dir)}start over with --force")
+    try:
+        return checkpoint.load(latest)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; {_intact_best(out_dir)}start over with --force") from None
+
+
+def _step_bytes(cfg: Config, vocab_size: int) -> int:
+    """Rough peak memory of a training step in float32: weights, gradients, optimizer moments, activations."""
+    V, H, L = vocab_size, cfg.model.hidden_size, cfg.model.num_layers
+    T, B = cfg.train.seq_length, cfg.train.batch_size
+    weights = 2 * V * H + V + L * (H * H + H) + (L - 1) * H * H
+    return 4 * (5 * weights + 4 * L * T * B * H + 4 * T * B * V)
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: Config, vocab_size: int, source: str) -> None:
+    need, have = _step_bytes(cfg, vocab_size), _memory_bytes()
+    if have is not None and need > have:
+        m, t = cfg.model, cfg.train
+        raise ConfigError(
+            f"{source}: model.hidden_size {m.hidden_size} x model.num_layers {m.num_layers}, train.batch_size "
+            f"{t.batch_size} x train.seq_length {t.seq_length} over a vocabulary of {vocab_size} characters need "
+            f"about {need / 2**30:.1f} GiB per step, this machine has {have / 2**30:.1f} GiB; lower them"
+        )
+
+
 def train_run(config_path: str, overrides: list[str], resume: bool = False, force: bool = False,
               report: Callable[[str, dict], None] = lambda e, i: None,
               signals: list[int] | None = None) -> dict:
     """Train the run a config describes; returns train()'s summary plus the run directory."""
+    if resume and force:
+        raise ConfigError("--resume and --force: choose one (continue the run, or start it over)")
     cfg = load_config(config_path, overrides)
     corpus = load_corpus(cfg.data)
-    make_tracks(corpus.train, cfg.train.batch_size, cfg.train.seq_length)  # too short: fail before any write
+    try:
+        make_tracks(corpus.train, cfg.train.batch_size, cfg.train.seq_length)  # too short: fail before any write
+    except ConfigError as err:
+        raise ConfigError(f"{config_path}: {err}") from None
+    _check_memory(cfg, corpus.vocab.size, config_path)
     out_dir = Path(cfg.train.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"train.out_dir: {out_dir} exists and is not a directory")
+        raise ConfigError(f"{config_path}: train.out_dir: {out_dir} exists and is not a directory")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CharrnnError(f"{out_dir}: cannot create the run directory: {err.strerror}") from None
-    with run_lock(out_dir):
-        latest = out_dir / "latest.json"
         state = new_state(cfg, corpus.vocab.size)
-        metrics_log = MetricsLog(out_dir / "metrics.jsonl", cfg.train.log_every)
-        if latest.exists() and resume:
-            meta, arrays = checkpoint.load(latest)
-            _check_resumable(latest, meta, cfg, corpus.vocab)
+        created = next((p for p in (*reversed(out_dir.parents), out_dir) if not p.exists()), None)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CharrnnError(f"{out_dir}: cannot create the run directory: {err.strerror}") from None
+        with run_lock(out_dir):
             try:
-                restore_state(state, meta, arrays)
-            except (KeyError, ValueError, TypeError) as err:
-                raise CheckpointError(f"{latest}: does not fit this config: {err}") from None
-            metrics_log.keep_through(state.step)
-            report("resume", {"step": state.step, "path": latest})
-        elif latest.exists() and not force:
-            raise CharrnnError(
-                f"{out_dir}: already holds a run; continue it with --resume, or start over with --force"
-            )
-        else:
-            _clear_run(out_dir)
-        checkpoint.atomic_write(out_dir / "config.yaml", dump_config(cfg).encode())
-
-        def save(s: TrainState, kinds: tuple[str, ...]) -> Path:
-            meta = {"config": config_to_dict(cfg), "vocab": corpus.vocab.to_json(), **state_meta(s)}
-            return checkpoint.save(out_dir, state_arrays(s), meta, kinds)
-
-        def tee(event: str, info: dict) -> None:
-            metrics_log(event, info)
-            report(event, info)
-
-        stop = (lambda: bool(signals)) if signals is not None else (lambda: False)
-        summary = train(cfg, corpus, state, save, tee, stop)
+                summary = _train_in(out_dir, cfg, corpus, state, resume, force, report, signals)
+            except BaseException:
+                if created and not (out_dir / "latest.json").exists():
+                    shutil.rmtree(created, ignore_errors=True)  # nothing worth keeping: leave no half-made run
+                raise
+    except MemoryError:
+        raise CharrnnError(f"{config_path}: out of memory; lower model.hidden_size, train.batch_size "
+                           "or train.seq_length") from None
     return {"run_dir": str(out_dir), **summary}
 
 
-def _check_resumable(path: Path, meta: dict, cfg: Config, vocab: Vocab) -> None:
+def _train_in(out_dir: Path, cfg: Config, corpus: Corpus, state: TrainState, resume: bool, force: bool,
+              report: Callable[[str, dict], None], signals: list[int] | None) -> dict:
+    """What a run does while it holds the lock: resume or start over, save its config, train."""
+    metrics_log = MetricsLog(out_dir / "metrics.jsonl", cfg.train.log_every)
+    digest = hashlib.sha256(corpus.train)
+    digest.update(corpus.val)  # two updates, not a concatenation: no copy of a large stream
+    data_sha256 = digest.hexdigest()
+    if resume and not _held(out_dir):
+        # killed before its first checkpoint: resuming is starting, so a retry loop needs no special case
+        report("note", {"text": f"{out_dir}: no checkpoint to resume yet; starting from step 0"})
+        resume = False
+    if resume:
+        latest = out_dir / "latest.json"
+        meta, arrays = _checkpoint_to_resume(out_dir)
+        _check_resumable(latest, meta, cfg, corpus.vocab, data_sha256)
+        try:
+            restore_state(state, meta, arrays)
+        except (KeyError, ValueError, TypeError) as err:
+            raise CheckpointError(f"{latest}: does not fit this config: {err}") from None
+        metrics_log.keep_through(state.step)
+        report("resume", {"step": state.step, "path": latest})
+    elif not force and (held := _held(out_dir)):
+        raise CharrnnError(f"{out_dir}: already holds a run ({', '.join(held)}); continue it with "
+                           "--resume, or start over with --force")
+    else:
+        _clear_run(out_dir)
+    checkpoint.remove_temporary(out_dir)
+    checkpoint.atomic_write(out_dir / "config.yaml", dump_config(cfg).encode())
+
+    def save(s: TrainState, kinds: tuple[str, ...]) -> Path:
+        meta = {"config": config_to_dict(cfg), "vocab": corpus.vocab.to_json(), "data_sha256": data_sha256,
+                **state_meta(s)}
+        return checkpoint.save(out_dir, state_arrays(s), meta, kinds)
+
+    def tee(event: str, info: dict) -> None:
+        metrics_log(event, info)
+        report(event, info)
+
+    stop = (lambda: bool(signals)) if signals is not None else (lambda: False)
+    return train(cfg, corpus, state, save, tee, stop)
+
+
+def _check_resumable(path: Path, meta: dict, cfg: Config, vocab: Vocab, data_sha256: str) -> None:
     try:
         saved = config_from_dict(meta.get("config"), str(path))
     except ConfigError as err:
@@ -199,12 +305,19 @@ def _check_resumable(path: Path, meta: dict, cfg: Config, vocab: Vocab) -> None:
         raise ConfigError(f"{path}: cannot resume, the config changed: " + "; ".join(diffs))
     if meta.get("vocab") != vocab.to_json():
         raise CheckpointError(f"{path}: cannot resume, the training text's characters changed since the checkpoint")
+    if meta.get("data_sha256") != data_sha256:
+        raise CheckpointError(f"{path}: cannot resume, {cfg.data.path} is not the text the checkpoint was trained on")
 
 
 def load_trained(path: str | Path | None, prefer: str = "best") -> tuple[Config, Vocab, StackedRNN, dict]:
     """Config, vocabulary, model and meta of a saved checkpoint (see checkpoint.resolve for `path`)."""
     json_path = checkpoint.resolve(path, prefer)
-    meta, arrays = checkpoint.load(json_path)
+    try:
+        meta, arrays = checkpoint.load(json_path)
+    except CheckpointError as err:
+        others = [p for p in (json_path.with_name(f"{k}.json") for k in checkpoint.KINDS)
+                  if p != json_path and p.is_file()]
+        raise CheckpointError(f"{err}{f'; try --checkpoint {others[0]}' if others else ''}") from None
     try:
         cfg = config_from_dict(meta.get("config"), str(json_path))
         vocab = Vocab.from_json(meta["vocab"])

@@ -16,8 +16,9 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.rand
         return int(logits.argmax())
     if top_k is not None and top_k < len(logits):
         logits[np.argsort(logits)[:-top_k]] = -np.inf
-    logits /= temperature
-    logits -= logits.max()
+    logits -= logits.max()  # shift first: a tiny temperature then gives -inf, never inf - inf
+    with np.errstate(over="ignore"):
+        logits /= temperature
     cdf = np.exp(logits, out=logits).cumsum(out=logits)
     return int(min(cdf.searchsorted(rng.random() * cdf[-1], side="right"), len(cdf) - 1))
 

@@ -16,15 +16,16 @@ import numpy as np
 
 from .config import Config
 from .data import Corpus, make_tracks, window, windows_per_epoch
+from .errors import CharrnnError
 from .evaluate import mean_nll
 from .model import StackedRNN
-from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer
+from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer, new_plateau, plateau_update
 
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before the run gives up
 
 
-class Diverged(RuntimeError):
-    """Training produced non-finite losses or gradients too many steps in a row."""
+class Diverged(CharrnnError):
+    """Training produced non-finite numbers it cannot step past; nothing non-finite was saved."""
 
 
 @dataclass
@@ -36,15 +37,17 @@ class TrainState:
     step: int = 0  # updates done
     window: int = 0  # next window of the epoch
     epoch: int = 0
+    bad_in_a_row: int = 0  # consecutive skipped steps, saved so a resumed run gives up where this one would
     metrics: dict = field(default_factory=lambda: {
         "train_loss": None, "val_loss": None, "best_val_loss": None, "best_step": None,
-        "skipped_steps": 0, "chars_trained": 0,
+        "evals_since_best": 0, "skipped_steps": 0, "chars_trained": 0,
     })
+    plateau: dict = field(default_factory=new_plateau)  # the plateau schedule's state (optim.plateau_update)
 
 
 def new_state(cfg: Config, vocab_size: int) -> TrainState:
     m, t = cfg.model, cfg.train
-    model = StackedRNN(vocab_size, m.hidden_size, m.num_layers, seed=t.seed)
+    model = StackedRNN(vocab_size, m.hidden_size, m.num_layers, seed=t.seed, init=m.init, init_scale=m.init_scale)
     # a separate stream from the one that drew the weights: changing dropout leaves the init alone
     rng = np.random.default_rng([t.seed, 1])
     return TrainState(model, make_optimizer(t, model.params), model.zero_state(t.batch_size), rng)
@@ -60,9 +63,9 @@ def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
 
 def state_meta(state: TrainState) -> dict:
     return {
-        "step": state.step, "window": state.window, "epoch": state.epoch,
+        "step": state.step, "window": state.window, "epoch": state.epoch, "bad_in_a_row": state.bad_in_a_row,
         "optimizer_t": state.optimizer.t, "rng": state.rng.bit_generator.state,
-        "metrics": dict(state.metrics),
+        "metrics": dict(state.metrics), "plateau": dict(state.plateau),
     }
 
 
@@ -79,49 +82,82 @@ def restore_state(state: TrainState, meta: dict, arrays: dict[str, np.ndarray]) 
             raise ValueError(f"{name} has shape {arrays[name].shape}, this config needs {dst.shape}")
         dst[...] = arrays[name]
     state.step, state.window, state.epoch = int(meta["step"]), int(meta["window"]), int(meta["epoch"])
+    state.bad_in_a_row = int(meta["bad_in_a_row"])
     state.optimizer.t = int(meta["optimizer_t"])
     state.rng.bit_generator.state = meta["rng"]
     state.metrics.update(meta["metrics"])
+    plateau = meta["plateau"]
+    state.plateau = {"scale": float(plateau["scale"]), "bad": int(plateau["bad"]),
+                     "best": None if plateau["best"] is None else float(plateau["best"])}
 
 
 def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
+def _all_finite(arrays) -> bool:
+    # min and max carry NaN and show inf without allocating a mask the size of the weights
+    return all(_finite(a.min(), a.max()) for a in arrays)
+
+
+def _validate(state: TrainState, corpus: Corpus, B: int, T: int) -> tuple[float, bool]:
+    """Validation loss of the current weights into the metrics, and whether it is a new best."""
+    val_loss, _ = mean_nll(state.model, corpus.val, B, T)
+    if not _finite(val_loss):
+        raise Diverged(f"the validation loss at step {state.step} is not finite: the weights have grown "
+                       "too large; lower train.learning_rate or set train.grad_clip")
+    metrics = state.metrics
+    metrics["val_loss"] = val_loss
+    improved = metrics["best_val_loss"] is None or val_loss < metrics["best_val_loss"]
+    if improved:
+        metrics["best_val_loss"], metrics["best_step"] = val_loss, state.step
+    return val_loss, improved
+
+
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # non-finite numbers are caught below, by name
 def train(cfg: Config, corpus: Corpus, state: TrainState,
           save: Callable[[TrainState, tuple[str, ...]], object],
           report: Callable[[str, dict], None] = lambda event, info: None,
           stop_requested: Callable[[], bool] = lambda: False) -> dict:
-    """Run from state.step to train.steps (or until stop_requested); returns a summary."""
+    """Run from state.step to train.steps, or until stop_requested, train.max_seconds or early stop.
+
+    Returns a summary whose stop_reason says which: steps, max_seconds, early_stop or interrupted.
+    """
     t = cfg.train
     T, B = t.seq_length, t.batch_size
     tracks = make_tracks(corpus.train, B, T)  # (B, n)
     per_epoch = windows_per_epoch(tracks, T)
     params, metrics = state.model.params, state.metrics
-    report("start", {"step": state.step, "steps": t.steps, "chars_per_step": T * B})
-    started, bad_in_a_row, interrupted = time.perf_counter(), 0, False
-    first_step = state.step
+    report("start", {"step": state.step, "steps": t.steps, "chars_per_step": T * B, "log_every": t.log_every})
+    started, interrupted = time.perf_counter(), False
+    first_step, stop_reason = state.step, "steps"
     while state.step < t.steps:
         if stop_requested():
             interrupted = True
             break
+        if t.max_seconds and time.perf_counter() - started >= t.max_seconds:
+            stop_reason = "max_seconds"
+            break
         inputs, targets = window(tracks, state.window, T)
         loss, grads, h_last = state.model.loss_and_grads(inputs, targets, state.h, cfg.model.dropout, state.rng)
         norm = clip_grad_norm(grads, t.grad_clip)
-        lr = learning_rate(t, state.step)
+        lr = learning_rate(t, state.step, state.plateau["scale"])
         if not _finite(loss, norm):
             # a non-finite step never reaches the weights: skip it and restart the tracks' states
             metrics["skipped_steps"] += 1
-            bad_in_a_row += 1
-            if bad_in_a_row >= MAX_BAD_STEPS:
+            state.bad_in_a_row += 1
+            if state.bad_in_a_row >= MAX_BAD_STEPS:
                 raise Diverged(
-                    f"loss or gradient was not finite for {MAX_BAD_STEPS} steps in a row at step {state.step}; "
+                    f"loss or gradient was not finite for {MAX_BAD_STEPS} steps in a row at step {state.step + 1}; "
                     "lower train.learning_rate or train.grad_clip"
                 )
             state.h = np.zeros_like(state.h)
         else:
-            bad_in_a_row = 0
+            state.bad_in_a_row = 0
             state.optimizer.step(params, grads, lr)
+            if not _all_finite(params.values()):
+                raise Diverged(f"the update of step {state.step + 1} (learning rate {lr:g}) made the weights "
+                               "non-finite; lower train.learning_rate or set train.grad_clip")
             state.h = h_last
             metrics["train_loss"] = loss
         metrics["chars_trained"] += T * B
@@ -130,28 +166,44 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
         if state.window == per_epoch:  # wrap around: a new epoch starts every track from zero
             state.window, state.epoch = 0, state.epoch + 1
             state.h = np.zeros_like(state.h)
-        kinds = ()
+        kinds, early_stop = (), False
         if len(corpus.val) > 1 and (state.step % t.eval_every == 0 or state.step == t.steps):
-            val_loss, _ = mean_nll(state.model, corpus.val, B, T)
-            metrics["val_loss"] = val_loss
-            improved = metrics["best_val_loss"] is None or val_loss < metrics["best_val_loss"]
+            val_loss, improved = _validate(state, corpus, B, T)
+            if state.step % t.eval_every == 0:
+                # only the regular validations drive the schedule: a run extended past its last
+                # step then continues exactly as one that was given more steps from the start
+                state.plateau = plateau_update(state.plateau, val_loss, t)
+                metrics["evals_since_best"] = 0 if improved else metrics["evals_since_best"] + 1
+                early_stop = 0 < t.early_stop_patience <= metrics["evals_since_best"]
             if improved:
-                metrics["best_val_loss"], metrics["best_step"] = val_loss, state.step
                 kinds = ("latest", "best")
             report("eval", {"step": state.step, "val_loss": val_loss, "best": improved})
-        if not kinds and (state.step % t.checkpoint_every == 0 or state.step == t.steps):
+        if not kinds and (state.step % t.checkpoint_every == 0 or state.step == t.steps or early_stop):
             kinds = ("latest",)
+        elapsed = time.perf_counter() - started
+        # logged before the checkpoint: a crash in between makes the resumed run rewrite this line, never skip it
+        report("step", {"step": state.step, "loss": loss, "lr": lr,
+                        "grad_norm": norm, "epoch": state.epoch, "skipped_steps": metrics["skipped_steps"],
+                        "chars_per_sec": (state.step - first_step) * T * B / max(elapsed, 1e-9)})
         if kinds:
             report("checkpoint", {"step": state.step, "path": save(state, kinds)})
-        elapsed = time.perf_counter() - started
-        report("step", {"step": state.step, "loss": loss, "lr": lr,
-                        "grad_norm": norm, "epoch": state.epoch,
-                        "chars_per_sec": (state.step - first_step) * T * B / max(elapsed, 1e-9)})
+        if early_stop:
+            stop_reason = "early_stop"
+            break
     if interrupted:
         report("checkpoint", {"step": state.step, "path": save(state, ("latest",))})
+    if stop_reason == "max_seconds":
+        # out of time between validations: measure where it stopped, so best.json can be this step
+        kinds = ("latest",)
+        if len(corpus.val) > 1 and state.step % t.eval_every:
+            val_loss, improved = _validate(state, corpus, B, T)
+            kinds = ("latest", "best") if improved else kinds
+            report("eval", {"step": state.step, "val_loss": val_loss, "best": improved})
+        report("checkpoint", {"step": state.step, "path": save(state, kinds)})
     wall = time.perf_counter() - started
     return {
-        "step": state.step, "steps": t.steps, "interrupted": interrupted, "wall_seconds": wall,
+        "step": state.step, "steps": t.steps, "interrupted": interrupted,
+        "stop_reason": "interrupted" if interrupted else stop_reason, "wall_seconds": wall,
         "chars_per_sec": (state.step - first_step) * T * B / max(wall, 1e-9),
         **metrics,
     }

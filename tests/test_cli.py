@@ -100,6 +100,15 @@ def test_existing_run_needs_resume_or_force(in_tmp):
     assert changed.exit_code == 2 and "model.hidden_size" in changed.stderr
 
 
+def test_resume_before_any_checkpoint_starts_from_zero(in_tmp):
+    path = tiny_config(in_tmp, log_every=10)
+    result = invoke("train", path, "--resume")
+    assert result.exit_code == 0, result.stderr
+    assert "no checkpoint to resume yet; starting from step 0" in result.stderr
+    assert [line.split()[1] for line in result.stderr.splitlines() if line.startswith("step ")] == ["10/20", "20/20"]
+    assert json.loads((in_tmp / "runs" / "tiny" / "latest.json").read_text())["step"] == 20
+
+
 def test_resumed_run_matches_an_uninterrupted_one(in_tmp):
     path = tiny_config(in_tmp, steps=20, optimizer="adam")
     assert invoke("train", path, "-q", "--set", "train.out_dir=whole").exit_code == 0

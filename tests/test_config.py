@@ -33,7 +33,7 @@ def test_defaults_paths_and_overrides(tmp_path, monkeypatch):
     ("data:\n  path: x\ntrian:\n  steps: 1\n", [], "run.yaml: trian: unknown section (did you mean train?)"),
     ("data:\n  path: x\ntrain:\n  learning_rate: 1e-3\n", [],
      "run.yaml: train.learning_rate: expected a positive number, got '1e-3' "
-     "(a string; YAML needs a dot in exponent notation: write 1.0e-3)"),
+     "(a string; YAML needs a dot and a signed exponent: write 1.0e-3)"),
     ("data:\n  path: x\nmodel:\n  hidden_size: 0\n", [],
      "run.yaml: model.hidden_size: expected a positive integer, got 0"),
     ("data:\n  path: x\ntrain:\n  learning_rate: -0.1\n", [],
@@ -50,6 +50,11 @@ def test_defaults_paths_and_overrides(tmp_path, monkeypatch):
     ("- a\n- b\n", [], "run.yaml: expected a mapping of sections (data, model, train, sample), got list"),
     ("data:\n  path: x\n  records: [line\n", [], "run.yaml:4:1: YAML syntax error"),
     ("train:\n  steps: 3\n", [], "run.yaml: data.path: expected the path of a training text, got nothing"),
+    ("data:\n  path: x\nmodel:\n  init: xavier\n", [],
+     "run.yaml: model.init: expected one of torch, uniform, orthogonal, identity, got 'xavier' (a string)"),
+    ("data:\n  path: x\n", ["train.lr_schedule=linear"],
+     "train.lr_schedule: expected one of step, exponential, cosine, plateau, got 'linear'"),
+    ("data:\n  path: x\n", ["train.max_seconds=-5"], "train.max_seconds: expected a number >= 0, got -5"),
 ])
 def test_mistakes_are_one_clear_line(tmp_path, text, overrides, message):
     path = write(tmp_path, text)

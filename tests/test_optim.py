@@ -1,10 +1,12 @@
 """Update rules against torch.optim, clipping, and the learning-rate schedule."""
 
+import json
+
 import numpy as np
 import pytest
 
 from charrnn.config import TrainConfig
-from charrnn.optim import clip_grad_norm, learning_rate, make_optimizer
+from charrnn.optim import clip_grad_norm, learning_rate, make_optimizer, new_plateau, plateau_update
 
 
 def test_clip_scales_all_gradients_together():
@@ -45,3 +47,26 @@ def test_matches_torch_optim(name):
         t_opt.step()
     for p, tp in zip(params.values(), t_params):
         np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_exponential_cosine_warmup_and_floor():
+    exp = TrainConfig(learning_rate=1.0, lr_schedule="exponential", lr_decay=0.25, lr_decay_every=10)
+    assert [learning_rate(exp, s) for s in (0, 5, 10, 20)] == pytest.approx([1.0, 0.5, 0.25, 0.0625])
+    cos = TrainConfig(learning_rate=1.0, lr_schedule="cosine", steps=110, warmup_steps=10, lr_min=0.1)
+    lrs = [learning_rate(cos, s) for s in range(111)]
+    assert lrs[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])  # warm-up ramps to the full rate
+    assert lrs[10] == 1.0 and lrs[60] == pytest.approx(0.55) and lrs[110] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    floor = TrainConfig(learning_rate=1.0, lr_decay=0.5, lr_decay_every=1, lr_min=0.2)
+    assert learning_rate(floor, 1) == 0.5 and learning_rate(floor, 5) == 0.2
+
+
+def test_plateau_drops_after_patience_and_counts_again():
+    cfg = TrainConfig(learning_rate=2.0, lr_schedule="plateau", lr_decay=0.5, lr_patience=2)
+    p, scales = new_plateau(), []
+    for loss in (3.0, 2.0, 2.5, 2.1, 2.2, 2.3, 1.9, 2.0, 2.0):
+        p = plateau_update(p, loss, cfg)
+        scales.append(p["scale"])
+    assert scales == [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125]
+    assert learning_rate(cfg, 10**6, p["scale"]) == 0.25  # the step count plays no part
+    assert p == json.loads(json.dumps(p))  # checkpoints carry it as JSON, exactly

@@ -1,0 +1,75 @@
+"""`charrnn info`: what a checkpoint holds — config, vocabulary, parameter counts, step, losses, file format."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from . import checkpoint
+from .config import config_to_dict
+from .run import load_trained
+from .vocab import SPECIALS
+
+
+def printable(c: str) -> str:
+    """One vocabulary character as it is shown: ␣ for a space, an escape for anything invisible.
+
+    >>> [printable(c) for c in "a \\n\\t\\\\\\x00é"]
+    ['a', '␣', '\\\\n', '\\\\t', '\\\\\\\\', '\\\\x00', 'é']
+    """
+    if c == " ":
+        return "␣"
+    if c == "\\":
+        return "\\\\"
+    return c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+
+
+def describe(path: str | Path | None) -> dict:
+    """Everything `info` reports about the checkpoint at `path` (a run directory's latest, by default)."""
+    json_path = checkpoint.resolve(path, prefer="latest")
+    cfg, vocab, model, meta = load_trained(json_path)
+    metrics = meta.get("metrics") or {}
+    params = {name: {"shape": list(p.shape), "count": int(p.size)} for name, p in model.params.items()}
+    return {
+        "checkpoint": str(json_path), "format": meta["format"], "version": meta["version"],
+        "weights": meta.get("weights"), "step": meta.get("step"), "epoch": meta.get("epoch"),
+        "steps": cfg.train.steps,
+        **{k: metrics.get(k) for k in ("train_loss", "val_loss", "best_val_loss", "best_step")},
+        "vocab": {"size": vocab.size, "specials": list(SPECIALS), "chars": vocab.chars},
+        "parameters": params, "total_parameters": sum(p["count"] for p in params.values()),
+        "config": config_to_dict(cfg),
+    }
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f} ({value / math.log(2):.4f} bits/char)"
+
+
+def render(info: dict) -> str:
+    """The plain-text report: aligned `name  value` lines, then parameters and config indented."""
+    best = _loss(info["best_val_loss"])
+    if info["best_step"] is not None:
+        best += f" at step {info['best_step']}"
+    vocab = info["vocab"]
+    lines = [
+        f"checkpoint   {info['checkpoint']}",
+        f"format       {info['format']} version {info['version']}",
+        f"weights      {info['weights']}",
+        f"step         {info['step']} of {info['steps']} (epoch {info['epoch']})",
+        f"train loss   {_loss(info['train_loss'])}",
+        f"val loss     {_loss(info['val_loss'])}",
+        f"best val     {best}",
+        f"vocabulary   {vocab['size']} ids: " + " ".join(vocab["specials"] + [printable(c) for c in vocab["chars"]]),
+        f"parameters   {info['total_parameters']:,}",
+    ]
+    params = info["parameters"]
+    name_w = max(map(len, params))
+    shape_w = max(len(str(tuple(p["shape"]))) for p in params.values())
+    count_w = max(len(f"{p['count']:,}") for p in params.values())
+    for name, p in params.items():
+        lines.append(f"  {name:<{name_w}}  {str(tuple(p['shape'])):<{shape_w}}  {p['count']:>{count_w},}")
+    lines.append("config")
+    for section, values in info["config"].items():
+        for key, value in values.items():
+            lines.append(f"  {section}.{key}: {'null' if value is None else value}")
+    return "\n".join(lines) + "\n"

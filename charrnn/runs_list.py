@@ -1,0 +1,65 @@
+"""`charrnn runs`: the runs under a folder with their step, best validation loss and age, as text or JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+COLUMNS = ("run", "step", "best val loss", "age")
+
+
+def list_runs(root: Path) -> tuple[list[dict], list[str]]:
+    """One entry per run directory under `root` (any with a latest.json), by name; and warnings about damaged ones.
+
+    Reads the checkpoint JSON only, never the weights: listing stays fast however big the runs are.
+    """
+    runs, warnings = [], []
+    now = time.time()
+    for latest in sorted(root.glob("*/latest.json")):
+        try:
+            meta = json.loads(latest.read_text(encoding="utf-8"))
+            metrics = meta.get("metrics") or {}
+            runs.append({
+                "run": str(latest.parent), "step": meta["step"], "steps": meta["config"]["train"]["steps"],
+                "best_val_loss": metrics.get("best_val_loss"), "best_step": metrics.get("best_step"),
+                "train_loss": metrics.get("train_loss"),
+                "age_seconds": now - latest.stat().st_mtime,
+            })
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+            warnings.append(f"{latest}: unreadable, skipped")
+    return runs, warnings
+
+
+def age(seconds: float) -> str:
+    """Coarse, like `ls -l` would want it: 42s, 5m, 3h, 12d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
+def _cells(run: dict) -> tuple[str, ...]:
+    best = "-" if run["best_val_loss"] is None else f"{run['best_val_loss']:.4f}"
+    return run["run"], f"{run['step']}/{run['steps']}", best, age(run["age_seconds"])
+
+
+def render_plain(runs: list[dict]) -> str:
+    """Aligned columns with a header line, for pipes: split on two or more spaces, or use --json."""
+    rows = [COLUMNS] + [_cells(r) for r in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n" for row in rows)
+
+
+def show(runs: list[dict], console: Console) -> None:
+    """A Rich table on a terminal; elsewhere the plain columns, which no console width can wrap."""
+    if not console.is_terminal:
+        console.file.write(render_plain(runs))
+        return
+    table = Table(*COLUMNS, box=None, header_style="bold")
+    for run in runs:
+        table.add_row(*_cells(run))
+    console.print(table)

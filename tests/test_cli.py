@@ -44,18 +44,18 @@ def test_hello_trains_and_samples_hello(in_tmp):
 
 
 def test_shakespeare_lowers_val_loss(in_tmp, shakespeare):
-    result = invoke("train", ROOT / "configs" / "shakespeare.yaml", "--set", f"data.path={shakespeare}",
+    result = invoke("train", ROOT / "configs" / "shakespeare-128.yaml", "--set", f"data.path={shakespeare}",
                     "--set", "train.steps=300", "--set", "train.eval_every=150", "--quiet")
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
-    meta = json.loads((in_tmp / "runs" / "shakespeare" / "latest.json").read_text())
+    meta = json.loads((in_tmp / "runs" / "shakespeare-128" / "latest.json").read_text())
     corpus = load_corpus(DataConfig(path=str(shakespeare)))
     untrained, _ = mean_nll(StackedRNN(corpus.vocab.size, 128, 2), corpus.val, 50, 50)
     assert untrained > 4.0  # about ln(67): it knows nothing yet
     assert meta["metrics"]["best_val_loss"] < untrained - 1.5
-    sample = invoke("sample", "-c", in_tmp / "runs" / "shakespeare", "--prime", "ROMEO:", "-n", "200", "--seed", "3")
+    sample = invoke("sample", "-c", in_tmp / "runs" / "shakespeare-128", "--prime", "ROMEO:", "-n", "200", "--seed", "3")
     assert sample.exit_code == 0 and sample.stdout.startswith("ROMEO:") and sample.stdout.endswith("\n")
-    again = invoke("sample", "-c", in_tmp / "runs" / "shakespeare", "--prime", "ROMEO:", "-n", "200", "--seed", "3")
+    again = invoke("sample", "-c", in_tmp / "runs" / "shakespeare-128", "--prime", "ROMEO:", "-n", "200", "--seed", "3")
     assert again.stdout == sample.stdout
 
 

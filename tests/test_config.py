@@ -69,3 +69,10 @@ def test_missing_and_directory(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="is a directory"):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.data.path.endswith(".txt")
+    assert cfg.train.out_dir.endswith(path.stem)  # runs/<config stem>

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -80,5 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("NO_COLOR", "1")
     main()

@@ -261,8 +261,10 @@ def main() -> None:
                      "and a schedule without validation feedback (not plateau)")
         corpus = load_corpus(cfg.data)
         t = cfg.train
+        # the default schedule is "step" with lr_decay 1: say what it does
+        schedule = "constant" if t.lr_schedule in ("step", "exponential") and t.lr_decay == 1 else t.lr_schedule
         print(f"## {L} x {H} on {Path(cfg.data.path).name}: T={t.seq_length} B={t.batch_size} {t.optimizer} "
-              f"lr {t.learning_rate:g} ({t.lr_schedule}) clip {t.grad_clip:g} init {cfg.model.init} "
+              f"lr {t.learning_rate:g} ({schedule}) clip {t.grad_clip:g} init {cfg.model.init} "
               f"dropout {cfg.model.dropout:g}, {args.threads} threads, torch {torch.__version__}"
               f"{' (b_ih and b_hh trained)' if args.torch_two_biases else ''}\n")
         if args.steps:

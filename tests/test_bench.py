@@ -1,0 +1,54 @@
+"""The bench scripts end to end on tiny inputs: they are how the README's figures are reproduced."""
+
+import json
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from .conftest import ROOT
+from .helpers import write_config
+
+# a second corpus unlike the play: code, with tabs, digits and a non-ASCII character
+CODE = "def f(x):\n\treturn x * 2  # doubles\n\nprint(f(21), 'π')\n" * 12
+
+
+def run_bench(script: str, *args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=240)
+
+
+def test_quality_races_torch_on_a_second_corpus(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "code.txt").write_text(CODE)
+    done = run_bench("quality.py", "--data", tmp_path / "code.txt", "--sizes", "1x8", "--steps", 20,
+                     "--seconds", 1, "--every", 10, "--threads", 1,
+                     "--set", "train.seq_length=8", "--set", "train.batch_size=4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "## 1 x 8 on code.txt" in out
+    steps_part, time_part = out.split("### equal wall-clock: 1 s of training")
+    rows = dict(re.findall(r"^\| (charrnn|torch) \| 20 \| [\d.]+ \| ([\d.]+) \|", steps_part, re.M))
+    assert set(rows) == {"charrnn", "torch"}, steps_part
+    ours, theirs = float(rows["charrnn"]), float(rows["torch"])
+    # same weights, data and math for 20 steps: only float32 rounding may tell the two apart
+    assert math.isfinite(ours) and abs(ours - theirs) < 1e-3, (ours, theirs)
+    assert f"charrnn - torch: {ours - theirs:+.4f} nats" in steps_part
+    assert len(re.findall(r"^\| (charrnn|torch) \| \d+ \| [\d.]+ \| [\d.]+ \|", time_part, re.M)) == 2, time_part
+
+
+def test_sweep_tables_each_variant(tmp_path):
+    config = write_config(tmp_path)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"config": str(config), "common": ["train.steps=8"],
+                                     "variants": {"slow": ["train.learning_rate=1.0e-3"],
+                                                  "fast": ["train.learning_rate=1.0e-2"]}}, sort_keys=False))
+    done = run_bench("sweep.py", sweep, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["variant"] for r in rows] == ["slow", "fast"]
+    assert all(r["step"] == 8 and math.isfinite(r["best_val_loss"]) for r in rows), rows
+    assert not (tmp_path / "runs").exists()  # runs go to a temporary directory unless --keep

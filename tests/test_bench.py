@@ -52,3 +52,11 @@ def test_sweep_tables_each_variant(tmp_path):
     assert [r["variant"] for r in rows] == ["slow", "fast"]
     assert all(r["step"] == 8 and math.isfinite(r["best_val_loss"]) for r in rows), rows
     assert not (tmp_path / "runs").exists()  # runs go to a temporary directory unless --keep
+
+
+def test_stdlib_corpus_writes_the_second_corpus(tmp_path):
+    done = run_bench("stdlib_corpus.py", tmp_path / "stdlib.txt", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "stdlib.txt").read_text(encoding="utf-8")
+    assert len(text) > 1_100_000 and text.isascii() and "def " in text
+    assert done.stderr.startswith(f"{tmp_path / 'stdlib.txt'}: {len(text):,} characters from ")

@@ -54,6 +54,19 @@ def test_sweep_tables_each_variant(tmp_path):
     assert not (tmp_path / "runs").exists()  # runs go to a temporary directory unless --keep
 
 
+def test_speed_times_both_and_reports_the_ratio(tmp_path):
+    pytest.importorskip("torch")
+    done = run_bench("speed.py", "--configs", "a", "--threads", 1, "--repeats", 1, "--seconds", 0.2,
+                     "--scale-mb", 0, "--skip", "cli,sampling,sweep", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    [row] = report["training"]
+    assert (row["config"], row["layers"], row["hidden"], row["threads"]) == ("a", 1, 100, 1)
+    assert row["charrnn_chars_per_sec"] > 0 and row["torch_chars_per_sec"] > 0
+    assert row["ratio"] == pytest.approx(row["charrnn_chars_per_sec"] / row["torch_chars_per_sec"])
+    assert "ratio" in done.stderr  # the table goes to stderr with --json
+
+
 def test_stdlib_corpus_writes_the_second_corpus(tmp_path):
     done = run_bench("stdlib_corpus.py", tmp_path / "stdlib.txt", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -17,13 +18,14 @@ CODE = "def f(x):\n\treturn x * 2  # doubles\n\nprint(f(21), 'π')\n" * 12
 
 
 def run_bench(script: str, *args, cwd) -> subprocess.CompletedProcess:
+    """The script in cwd, its temporary files (sweep runs, speed's scratch) under cwd too."""
     return subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=240)
+                          env={**os.environ, "TMPDIR": str(cwd)}, capture_output=True, text=True, timeout=240)
 
 
 def test_quality_races_torch_on_a_second_corpus(tmp_path):
     pytest.importorskip("torch")
-    (tmp_path / "code.txt").write_text(CODE)
+    (tmp_path / "code.txt").write_text(CODE, encoding="utf-8")
     done = run_bench("quality.py", "--data", tmp_path / "code.txt", "--sizes", "1x8", "--steps", 20,
                      "--seconds", 1, "--every", 10, "--threads", 1,
                      "--set", "train.seq_length=8", "--set", "train.batch_size=4", cwd=tmp_path)

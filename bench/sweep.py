@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_variant(config: Path, sets: list[str], out_dir: Path) -> dict:
-    """One `charrnn train --json` in a subprocess; its summary, or the error line it ended with."""
+    """One `charrnn train --json` in a subprocess; its summary, or {"error": "exit N"} (its error line is on stderr)."""
     cmd = [sys.executable, "-m", "charrnn", "train", str(config), "--json", "--force",
            "--set", f"train.out_dir={out_dir}"]
     for option in sets:

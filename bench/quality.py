@@ -37,8 +37,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=300, help="training seconds in the equal-time race (0: skip)")
     p.add_argument("--every", type=int, default=100, help="steps between points of the loss curves")
     p.add_argument("--threads", type=int, default=2, help="threads of numpy's BLAS and of torch")
-    p.add_argument("--torch-two-biases", action="store_true",
-                   help="train torch's b_hh as well as b_ih, as a plain nn.RNN does (default: b_hh fixed at 0)")
+    p.add_argument(
+        "--torch-two-biases",
+        action="store_true",
+        help="train torch's b_hh as well as b_ih, as a plain nn.RNN does (default: b_hh fixed at 0)",
+    )
     return p.parse_args()
 
 
@@ -175,11 +178,11 @@ def torch_nll(rnn, out, ids: np.ndarray, num_tracks: int, chunk: int) -> float:
     rnn.eval()
     with torch.no_grad():
         for s in range(0, n, chunk):
-            x = torch.nn.functional.one_hot(torch.from_numpy(X[:, s:s + chunk].T).long(), V).float()
+            x = torch.nn.functional.one_hot(torch.from_numpy(X[:, s : s + chunk].T).long(), V).float()
             hidden, h = rnn(x, h)
             logp = torch.log_softmax(out(hidden).double(), -1)  # (T, B, V)
-            picked = logp.gather(2, torch.from_numpy(Y[:, s:s + chunk].T).long()[..., None])[..., 0]
-            total -= float((picked * torch.from_numpy(W[:, s:s + chunk].T)).sum())
+            picked = logp.gather(2, torch.from_numpy(Y[:, s : s + chunk].T).long()[..., None])[..., 0]
+            total -= float((picked * torch.from_numpy(W[:, s : s + chunk].T)).sum())
     return total / int(W.sum())
 
 
@@ -228,8 +231,14 @@ def plot(series: dict[str, list[tuple[float, float]]], xlabel: str, width: int =
 
 
 def race(cfg, corpus, steps: int, seconds: float) -> dict:
-    init = StackedRNN(corpus.vocab.size, cfg.model.hidden_size, cfg.model.num_layers, seed=cfg.train.seed,
-                      init=cfg.model.init, init_scale=cfg.model.init_scale).params
+    init = StackedRNN(
+        corpus.vocab.size,
+        cfg.model.hidden_size,
+        cfg.model.num_layers,
+        seed=cfg.train.seed,
+        init=cfg.model.init,
+        init_scale=cfg.model.init_scale,
+    ).params
     # each in a fresh process: torch's OpenMP threads and numpy's OpenBLAS threads, left spinning in
     # one process, slow the other framework down by an order of magnitude
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -257,28 +266,38 @@ def main() -> None:
         L, H = (int(v) for v in size.lower().split("x"))
         cfg = load_config(args.config, overrides + [f"model.num_layers={L}", f"model.hidden_size={H}"])
         if cfg.data.records != "file" or cfg.train.lr_schedule == "plateau":
-            sys.exit("bench/quality.py: needs data.records: file (torch.nn.RNN cannot restart at <s>) "
-                     "and a schedule without validation feedback (not plateau)")
+            sys.exit(
+                "bench/quality.py: needs data.records: file (torch.nn.RNN cannot restart at <s>) "
+                "and a schedule without validation feedback (not plateau)"
+            )
         corpus = load_corpus(cfg.data)
         t = cfg.train
         # the default schedule is "step" with lr_decay 1: say what it does
         schedule = "constant" if t.lr_schedule in ("step", "exponential") and t.lr_decay == 1 else t.lr_schedule
-        print(f"## {L} x {H} on {Path(cfg.data.path).name}: T={t.seq_length} B={t.batch_size} {t.optimizer} "
-              f"lr {t.learning_rate:g} ({schedule}) clip {t.grad_clip:g} init {cfg.model.init} "
-              f"dropout {cfg.model.dropout:g}, {args.threads} threads, torch {torch.__version__}"
-              f"{' (b_ih and b_hh trained)' if args.torch_two_biases else ''}\n")
+        print(
+            f"## {L} x {H} on {Path(cfg.data.path).name}: T={t.seq_length} B={t.batch_size} {t.optimizer} "
+            f"lr {t.learning_rate:g} ({schedule}) clip {t.grad_clip:g} init {cfg.model.init} "
+            f"dropout {cfg.model.dropout:g}, {args.threads} threads, torch {torch.__version__}"
+            f"{' (b_ih and b_hh trained)' if args.torch_two_biases else ''}\n"
+        )
         if args.steps:
             log(f"{size}: equal steps ({args.steps})")
             result = race(cfg, corpus, args.steps, 0.0)
             print(table(f"### equal steps: {args.steps}", result))
-            print("\n```\n" + plot({k: [(s, v) for s, _, v in c] for k, (c, _) in result.items()}, "step")
-                  + "\n```\n", flush=True)
+            print(
+                "\n```\n" + plot({k: [(s, v) for s, _, v in c] for k, (c, _) in result.items()}, "step") + "\n```\n",
+                flush=True,
+            )
         if args.seconds:
             log(f"{size}: equal wall-clock ({args.seconds:g} s), charrnn then torch, back to back")
-            result = race(cfg, corpus, 10 ** 9, args.seconds)
+            result = race(cfg, corpus, 10**9, args.seconds)
             print(table(f"### equal wall-clock: {args.seconds:g} s of training", result))
-            print("\n```\n" + plot({k: [(sec, v) for _, sec, v in c] for k, (c, _) in result.items()}, "seconds")
-                  + "\n```\n", flush=True)
+            print(
+                "\n```\n"
+                + plot({k: [(sec, v) for _, sec, v in c] for k, (c, _) in result.items()}, "seconds")
+                + "\n```\n",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ forward, and two gradient products back; layer 1's input is a row gather and is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -54,11 +55,16 @@ def flops_per_char(L: int, H: int, V: int) -> int:
 
 
 def thread_env(threads: int) -> dict:
-    return {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-            "MKL_NUM_THREADS": str(threads)}
+    return {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
 
 
 # ---------------------------------------------------------------- workers (one process each)
+
 
 def corpus_ids():
     """Tiny Shakespeare as charrnn encodes it (one record), or random text over 65 characters."""
@@ -118,7 +124,7 @@ def torch_train(L, H, T, B):
 
     def call(k):
         start = (k % per_epoch) * T
-        x, y = tracks[:, start:start + T].T, tracks[:, start + 1:start + T + 1].T
+        x, y = tracks[:, start : start + T].T, tracks[:, start + 1 : start + T + 1].T
         opt.zero_grad(set_to_none=True)
         out, h = rnn(torch.nn.functional.one_hot(x, V).float(), state["h"])
         loss = torch.nn.functional.cross_entropy(out_layer(out).reshape(-1, V), y.reshape(-1))
@@ -203,8 +209,13 @@ def gemm(M, K, N):
     return call, batch * flops
 
 
-WORKERS = {"charrnn_train": charrnn_train, "torch_train": torch_train, "charrnn_sample": charrnn_sample,
-           "torch_sample": torch_sample, "gemm": gemm}
+WORKERS = {
+    "charrnn_train": charrnn_train,
+    "torch_train": torch_train,
+    "charrnn_sample": charrnn_sample,
+    "torch_sample": torch_sample,
+    "gemm": gemm,
+}
 
 
 def worker(spec: str) -> None:
@@ -237,9 +248,13 @@ def worker(spec: str) -> None:
 
 class Contender:
     def __init__(self, kind: str, args: tuple, threads: int):
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps([kind, args])],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env=thread_env(threads))
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", json.dumps([kind, args])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=thread_env(threads),
+        )
 
     def ask(self, line: str) -> str:
         self.proc.stdin.write(line + "\n")
@@ -254,8 +269,9 @@ class Contender:
         self.proc.wait()
 
 
-def alternate(contenders: dict[str, tuple], threads: int, repeats: int, seconds: float,
-              warmup: int = 2, calls: int = 2) -> dict[str, list[float]]:
+def alternate(
+    contenders: dict[str, tuple], threads: int, repeats: int, seconds: float, warmup: int = 2, calls: int = 2
+) -> dict[str, list[float]]:
     """Rates of each contender (name: (kind, args)), each in its own process, runs interleaved."""
     procs = {name: Contender(kind, args, threads) for name, (kind, args) in contenders.items()}
     try:
@@ -288,6 +304,7 @@ def gemm_peak(shape: tuple, threads: int, repeats: int) -> float:
 
 # ---------------------------------------------------------------- sections
 
+
 def training(threads_list, names, V, torch_ok, args) -> tuple[list[dict], dict]:
     rows, peaks = [], {}
     for threads in threads_list:
@@ -302,15 +319,28 @@ def training(threads_list, names, V, torch_ok, args) -> tuple[list[dict], dict]:
             rates = alternate(contenders, threads, args.repeats, args.seconds)
             ours, theirs = median(rates["charrnn"]), median(rates.get("torch"))
             gflops = ours * flops_per_char(L, H, V) / 1e9
-            rows.append({
-                "config": name, "layers": L, "hidden": H, "seq_length": T, "batch_size": B, "threads": threads,
-                "charrnn_chars_per_sec": ours, "torch_chars_per_sec": theirs,
-                "ratio": ours / theirs if theirs else None, "charrnn_gflops": gflops,
-                "peak_1024_gflops": peaks[threads], "peak_BH_HH_gflops": small,
-                "fraction_of_peak_1024": gflops / peaks[threads], "fraction_of_peak_BH_HH": gflops / small,
-                "spread_charrnn": spread(rates["charrnn"]), "spread_torch": spread(rates.get("torch")),
-                "runs_charrnn": rates["charrnn"], "runs_torch": rates.get("torch"),
-            })
+            rows.append(
+                {
+                    "config": name,
+                    "layers": L,
+                    "hidden": H,
+                    "seq_length": T,
+                    "batch_size": B,
+                    "threads": threads,
+                    "charrnn_chars_per_sec": ours,
+                    "torch_chars_per_sec": theirs,
+                    "ratio": ours / theirs if theirs else None,
+                    "charrnn_gflops": gflops,
+                    "peak_1024_gflops": peaks[threads],
+                    "peak_BH_HH_gflops": small,
+                    "fraction_of_peak_1024": gflops / peaks[threads],
+                    "fraction_of_peak_BH_HH": gflops / small,
+                    "spread_charrnn": spread(rates["charrnn"]),
+                    "spread_torch": spread(rates.get("torch")),
+                    "runs_charrnn": rates["charrnn"],
+                    "runs_torch": rates.get("torch"),
+                }
+            )
     return rows, peaks
 
 
@@ -319,9 +349,17 @@ def cli_rate(name: str, threads: int, data: Path, work: Path, seconds: float, ex
     L, H, T, B = CONFIGS[name]
     steps = max(5, int(seconds * expect / (T * B)))
     overrides = {
-        "data.path": data, "data.val_fraction": 0, "model.num_layers": L, "model.hidden_size": H,
-        "train.seq_length": T, "train.batch_size": B, "train.steps": steps, "train.eval_every": steps,
-        "train.checkpoint_every": steps, "train.log_every": steps, "train.out_dir": work / f"run-{name}",
+        "data.path": data,
+        "data.val_fraction": 0,
+        "model.num_layers": L,
+        "model.hidden_size": H,
+        "train.seq_length": T,
+        "train.batch_size": B,
+        "train.steps": steps,
+        "train.eval_every": steps,
+        "train.checkpoint_every": steps,
+        "train.log_every": steps,
+        "train.out_dir": work / f"run-{name}",
     }
     config = work / "bench.yaml"
     config.write_text("data:\n  records: file\n")
@@ -339,7 +377,8 @@ def training_cli(rows: list[dict], data: Path, args) -> None:
             log(f"charrnn train ({row['config']}), {row['threads']} thread(s)")
             time.sleep(PAUSE)
             row["charrnn_cli_chars_per_sec"] = cli_rate(
-                row["config"], row["threads"], data, Path(tmp), args.cli_seconds, row["charrnn_chars_per_sec"])
+                row["config"], row["threads"], data, Path(tmp), args.cli_seconds, row["charrnn_chars_per_sec"]
+            )
 
 
 def sampling(threads_list, torch_ok, args) -> list[dict]:
@@ -351,9 +390,16 @@ def sampling(threads_list, torch_ok, args) -> list[dict]:
             contenders["torch"] = ("torch_sample", ())
         rates = alternate(contenders, threads, args.repeats, 0.0, warmup=1, calls=1)  # a call: 2,000 chars
         ours, theirs = median(rates["charrnn"]), median(rates.get("torch"))
-        rows.append({"threads": threads, "charrnn_chars_per_sec": ours, "torch_chars_per_sec": theirs,
-                     "ratio": ours / theirs if theirs else None, "spread_charrnn": spread(rates["charrnn"]),
-                     "spread_torch": spread(rates.get("torch"))})
+        rows.append(
+            {
+                "threads": threads,
+                "charrnn_chars_per_sec": ours,
+                "torch_chars_per_sec": theirs,
+                "ratio": ours / theirs if theirs else None,
+                "spread_charrnn": spread(rates["charrnn"]),
+                "spread_torch": spread(rates.get("torch")),
+            }
+        )
     return rows
 
 
@@ -361,10 +407,13 @@ def seq_sweep(threads: int, args) -> list[dict]:
     """charrnn chars/s at seq 25, 50, 100, 200 with config (b)'s other shapes: flat = no per-step tax."""
     L, H, _, B = CONFIGS["b"]
     log(f"seq_length sweep 2x128 batch 50, {threads} thread(s)")
-    rates = alternate({T: ("charrnn_train", (L, H, T, B)) for T in (25, 50, 100, 200)}, threads,
-                      args.repeats, args.seconds)
-    return [{"seq_length": T, "threads": threads, "charrnn_chars_per_sec": median(r), "spread": spread(r)}
-            for T, r in rates.items()]
+    rates = alternate(
+        {T: ("charrnn_train", (L, H, T, B)) for T in (25, 50, 100, 200)}, threads, args.repeats, args.seconds
+    )
+    return [
+        {"seq_length": T, "threads": threads, "charrnn_chars_per_sec": median(r), "spread": spread(r)}
+        for T, r in rates.items()
+    ]
 
 
 SCALE_CHILD = """
@@ -391,20 +440,33 @@ def scale(size_mb: int, threads: int, args) -> dict:
                 f.write(seed_text)
         nbytes = path.stat().st_size
         log(f"scale: loading {nbytes / 1e6:.0f} MB")
-        load = json.loads(subprocess.run([sys.executable, "-c", SCALE_CHILD, str(path)], capture_output=True,
-                                         text=True, env=thread_env(threads), check=True).stdout)
+        load = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", SCALE_CHILD, str(path)],
+                capture_output=True,
+                text=True,
+                env=thread_env(threads),
+                check=True,
+            ).stdout
+        )
         seconds = load["read"] + load["vocab"] + load["encode"]
         log(f"scale: charrnn train on {nbytes / 1e6:.0f} MB, {args.scale_steps} steps of 2x128 seq 50 batch 50")
         steps = args.scale_steps
         config = Path(tmp) / "big.yaml"
-        config.write_text(f"data:\n  path: {path}\n  val_fraction: 0\n"
-                          f"model:\n  hidden_size: {H}\n  num_layers: {L}\n"
-                          f"train:\n  seq_length: {T}\n  batch_size: {B}\n  steps: {steps}\n"
-                          f"  eval_every: {steps}\n  checkpoint_every: {steps}\n  log_every: {steps}\n"
-                          f"  out_dir: {Path(tmp) / 'run'}\n")
+        config.write_text(
+            f"data:\n  path: {path}\n  val_fraction: 0\n"
+            f"model:\n  hidden_size: {H}\n  num_layers: {L}\n"
+            f"train:\n  seq_length: {T}\n  batch_size: {B}\n  steps: {steps}\n"
+            f"  eval_every: {steps}\n  checkpoint_every: {steps}\n  log_every: {steps}\n"
+            f"  out_dir: {Path(tmp) / 'run'}\n"
+        )
         began = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "charrnn", "train", str(config), "--quiet", "--json"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=thread_env(threads))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "charrnn", "train", str(config), "--quiet", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=thread_env(threads),
+        )
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest child's so far
         wall = time.perf_counter() - began
         out, err = proc.stdout.read(), proc.stderr.read()
@@ -412,35 +474,50 @@ def scale(size_mb: int, threads: int, args) -> dict:
             raise RuntimeError(f"charrnn train on the big text failed: {err.decode()}")
         summary = json.loads(out)
     return {
-        "bytes": nbytes, "vocab_size": load["vocab_size"], "id_bytes_per_char": load["id_bytes"],
-        "read_seconds": load["read"], "vocab_seconds": load["vocab"], "encode_seconds": load["encode"],
-        "load_mb_per_sec": nbytes / 1e6 / seconds, "load_peak_rss_bytes": load["max_rss_kb"] * 1024,
-        "train_peak_rss_bytes": usage.ru_maxrss * 1024, "train_peak_rss_over_corpus": usage.ru_maxrss * 1024 / nbytes,
-        "train_steps": steps, "train_wall_seconds": wall, "train_chars_per_sec": summary["chars_per_sec"],
+        "bytes": nbytes,
+        "vocab_size": load["vocab_size"],
+        "id_bytes_per_char": load["id_bytes"],
+        "read_seconds": load["read"],
+        "vocab_seconds": load["vocab"],
+        "encode_seconds": load["encode"],
+        "load_mb_per_sec": nbytes / 1e6 / seconds,
+        "load_peak_rss_bytes": load["max_rss_kb"] * 1024,
+        "train_peak_rss_bytes": usage.ru_maxrss * 1024,
+        "train_peak_rss_over_corpus": usage.ru_maxrss * 1024 / nbytes,
+        "train_steps": steps,
+        "train_wall_seconds": wall,
+        "train_chars_per_sec": summary["chars_per_sec"],
     }
 
 
 # ---------------------------------------------------------------- report
 
+
 def environment(threads_list) -> dict:
     from threadpoolctl import threadpool_info
 
     cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     import numpy as np  # the parent loads numpy only to name its BLAS; the timing happens in workers
 
-    pools = [{k: lib.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
-             for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    pools = [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch_version = None
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-        "numpy_blas": pools, "torch": torch_version, "threads": threads_list,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numpy_blas": pools,
+        "torch": torch_version,
+        "threads": threads_list,
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
         "load_average_at_start": os.getloadavg(),
     }
@@ -452,19 +529,31 @@ def fmt(x, spec=",.0f") -> str:
 
 def table(report: dict) -> str:
     env, lines = report["environment"], []
-    blas = ", ".join(f"{p['internal_api']} {p['version']} ({p['architecture']} kernels, {p['threading_layer']})"
-                     for p in env["numpy_blas"]) or "no BLAS found"
-    lines.append(f"charrnn speed: {env['cpu']}, {env['cores']} cores; numpy {env['numpy']} with {blas}; "
-                 f"torch {env['torch']}")
-    lines.append(f"threads: OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = torch.set_num_threads "
-                 f"per row; OPENBLAS_* otherwise: {env['openblas_env'] or 'none set'}; load average at start "
-                 f"{env['load_average_at_start'][0]:.1f}, at end {report['load_average_at_end'][0]:.1f}")
-    lines.append("float32 matmul peak, 1024^3 (best run): " + ", ".join(
-        f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in report["peaks"].items()))
+    blas = (
+        ", ".join(
+            f"{p['internal_api']} {p['version']} ({p['architecture']} kernels, {p['threading_layer']})"
+            for p in env["numpy_blas"]
+        )
+        or "no BLAS found"
+    )
+    lines.append(
+        f"charrnn speed: {env['cpu']}, {env['cores']} cores; numpy {env['numpy']} with {blas}; torch {env['torch']}"
+    )
+    lines.append(
+        f"threads: OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = torch.set_num_threads "
+        f"per row; OPENBLAS_* otherwise: {env['openblas_env'] or 'none set'}; load average at start "
+        f"{env['load_average_at_start'][0]:.1f}, at end {report['load_average_at_end'][0]:.1f}"
+    )
+    lines.append(
+        "float32 matmul peak, 1024^3 (best run): "
+        + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in report["peaks"].items())
+    )
     lines.append("")
     lines.append("training, chars/s: median of alternating runs; spread = fastest/slowest run (charrnn/torch)")
-    head = (f"{'cfg':3} {'shape':17} {'thr':>3} {'charrnn':>9} {'train CLI':>9} {'torch':>9} {'ratio':>6} "
-            f"{'GFLOP/s':>8} {'%1024':>6} {'%(B,H)(H,H)':>11}  {'spread':<11}")
+    head = (
+        f"{'cfg':3} {'shape':17} {'thr':>3} {'charrnn':>9} {'train CLI':>9} {'torch':>9} {'ratio':>6} "
+        f"{'GFLOP/s':>8} {'%1024':>6} {'%(B,H)(H,H)':>11}  {'spread':<11}"
+    )
     lines += [head, "-" * len(head)]
     for r in report["training"]:
         shape = f"{r['layers']}x{r['hidden']} s{r['seq_length']} b{r['batch_size']}"
@@ -473,30 +562,37 @@ def table(report: dict) -> str:
             f"{fmt(r.get('charrnn_cli_chars_per_sec')):>9} {fmt(r['torch_chars_per_sec']):>9} "
             f"{fmt(r['ratio'], '.2f'):>6} {r['charrnn_gflops']:>8.1f} {100 * r['fraction_of_peak_1024']:>5.0f}% "
             f"{100 * r['fraction_of_peak_BH_HH']:>10.0f}%  "
-            f"{fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')}")
+            f"{fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')}"
+        )
     if report["sampling"]:
         lines.append("")
-        lines.append(f"sampling {SAMPLE_CHARS:,} chars one at a time from "
-                     f"{SAMPLE_SHAPE[0]}x{SAMPLE_SHAPE[1]}, chars/s")
+        lines.append(f"sampling {SAMPLE_CHARS:,} chars one at a time from {SAMPLE_SHAPE[0]}x{SAMPLE_SHAPE[1]}, chars/s")
         for r in report["sampling"]:
-            lines.append(f"  {r['threads']} thread(s): charrnn {fmt(r['charrnn_chars_per_sec'])}, torch loop "
-                         f"{fmt(r['torch_chars_per_sec'])}, ratio {fmt(r['ratio'], '.2f')} "
-                         f"(spread {fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')})")
+            lines.append(
+                f"  {r['threads']} thread(s): charrnn {fmt(r['charrnn_chars_per_sec'])}, torch loop "
+                f"{fmt(r['torch_chars_per_sec'])}, ratio {fmt(r['ratio'], '.2f')} "
+                f"(spread {fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')})"
+            )
     if report["seq_sweep"]:
         lines.append("")
-        lines.append(f"seq_length sweep, 2x128 batch 50, {report['seq_sweep'][0]['threads']} thread(s): " + ", ".join(
-            f"seq {r['seq_length']} {fmt(r['charrnn_chars_per_sec'])}" for r in report["seq_sweep"]) + " chars/s")
+        lines.append(
+            f"seq_length sweep, 2x128 batch 50, {report['seq_sweep'][0]['threads']} thread(s): "
+            + ", ".join(f"seq {r['seq_length']} {fmt(r['charrnn_chars_per_sec'])}" for r in report["seq_sweep"])
+            + " chars/s"
+        )
     if report["scale"]:
         s = report["scale"]
         lines.append("")
         lines.append(
             f"scale, {s['bytes'] / 1e6:.0f} MB synthetic text: load {s['load_mb_per_sec']:.0f} MB/s (read "
             f"{s['read_seconds']:.2f} s, vocabulary {s['vocab_seconds']:.2f} s, encode {s['encode_seconds']:.2f} s; "
-            f"{s['id_bytes_per_char']} byte per id)")
+            f"{s['id_bytes_per_char']} byte per id)"
+        )
         lines.append(
             f"  peak RSS loading {s['load_peak_rss_bytes'] / 1e6:.0f} MB; charrnn train (2x128 s50 b50, "
             f"{s['train_steps']} steps) peak RSS {s['train_peak_rss_bytes'] / 1e6:.0f} MB = "
-            f"{s['train_peak_rss_over_corpus']:.2f} x corpus, {fmt(s['train_chars_per_sec'])} chars/s")
+            f"{s['train_peak_rss_over_corpus']:.2f} x corpus, {fmt(s['train_chars_per_sec'])} chars/s"
+        )
     lines.append("")
     lines.append(f"command: {report['command']}")
     return "\n".join(lines)
@@ -523,8 +619,11 @@ def main() -> None:
         args.scale_mb, args.scale_steps = min(args.scale_mb, 20), 20
     skip = set(filter(None, args.skip.split(",")))
     threads_list = [int(t) for t in args.threads.split(",")]
-    report = {"command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
-              "environment": environment(threads_list), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    report = {
+        "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
+        "environment": environment(threads_list),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     torch_ok = report["environment"]["torch"] is not None
     V = corpus_ids()[1].size  # 67: Tiny Shakespeare's 65 characters (or the fallback's) + <s>, </s>
     report["training"], report["peaks"] = training(threads_list, list(args.configs), V, torch_ok, args)

@@ -33,8 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_variant(config: Path, sets: list[str], out_dir: Path) -> dict:
     """One `charrnn train --json` in a subprocess; its summary, or {"error": "exit N"} (its error line is on stderr)."""
-    cmd = [sys.executable, "-m", "charrnn", "train", str(config), "--json", "--force",
-           "--set", f"train.out_dir={out_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "charrnn",
+        "train",
+        str(config),
+        "--json",
+        "--force",
+        "--set",
+        f"train.out_dir={out_dir}",
+    ]
     for option in sets:
         cmd += ["--set", option]
     done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -73,9 +82,12 @@ def main() -> None:
                 print(f"| {name} | {' '.join(spec['variants'][name])} | {summary['error']} | | | | | |", flush=True)
                 continue
             best = summary["best_val_loss"]
-            print(f"| {name} | {' '.join(spec['variants'][name])} | {summary['step']} | {best:.4f} | "
-                  f"{best / math.log(2):.4f} | {summary['best_step']} | {summary['wall_seconds']:.0f} | "
-                  f"{summary['chars_per_sec']:,.0f} |", flush=True)
+            print(
+                f"| {name} | {' '.join(spec['variants'][name])} | {summary['step']} | {best:.4f} | "
+                f"{best / math.log(2):.4f} | {summary['best_step']} | {summary['wall_seconds']:.0f} | "
+                f"{summary['chars_per_sec']:,.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

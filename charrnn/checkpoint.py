@@ -148,14 +148,14 @@ def load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise CheckpointError(f"{path}: not a charrnn checkpoint (unreadable JSON: {err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a charrnn checkpoint (no \"format\": \"{FORMAT}\")")
+        raise CheckpointError(f'{path}: not a charrnn checkpoint (no "format": "{FORMAT}")')
     if meta.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {meta.get('version')!r}, this charrnn reads version {VERSION}; "
             "HINT: sample it with the charrnn that wrote it, or train again"
         )
     if not WEIGHTS_NAME.fullmatch(str(meta.get("weights"))):
-        raise CheckpointError(f"{path}: not a charrnn checkpoint (\"weights\" is {meta.get('weights')!r})")
+        raise CheckpointError(f'{path}: not a charrnn checkpoint ("weights" is {meta.get("weights")!r})')
     weights = path.parent / meta["weights"]
     try:
         data = weights.read_bytes()

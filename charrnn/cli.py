@@ -11,18 +11,17 @@ import math
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from . import checkpoint, fetch
+from . import checkpoint, fetch, runs_list, units
 from . import info as checkpoint_info
 from . import plot as loss_plot
-from . import runs_list, units
 from . import visualize as unit_view
 from .assess import assess
 from .draw import draw_seed, record, samples
@@ -65,7 +64,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     epilog="Exit codes: 0 ok, 1 runtime error (data, checkpoint, disk), 2 usage or config error, "
-           "130 interrupted (143 on SIGTERM). Each verb's --help ends with an example.",
+    "130 interrupted (143 on SIGTERM). Each verb's --help ends with an example.",
 )
 
 
@@ -89,8 +88,9 @@ def _errors() -> Iterator[None]:
 @app.command()
 def train(
     config: str = typer.Argument(..., help="YAML run config, e.g. configs/hello.yaml"),
-    set_: List[str] = typer.Option([], "--set", metavar="SECTION.KEY=VALUE",
-                                   help="Override one config key; repeatable."),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="SECTION.KEY=VALUE", help="Override one config key; repeatable."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's latest checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start over in a run directory that holds a checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -115,8 +115,10 @@ def train(
             finally:
                 reporter.close()
         if as_json:
-            bits = {f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
-                    for k in ("train_loss", "val_loss", "best_val_loss")}
+            bits = {
+                f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
+                for k in ("train_loss", "val_loss", "best_val_loss")
+            }
             _write_stdout(json.dumps({**summary, **bits}) + "\n")
     err = _err()
     if summary["interrupted"]:
@@ -127,12 +129,14 @@ def train(
     if not quiet:
         val = summary["best_val_loss"]
         best = f", best val loss {val:.4f} at step {summary['best_step']}" if val is not None else ""
-        why = {"max_seconds": " (stopped: train.max_seconds reached)",
-               "early_stop": " (stopped early: no new best val loss in train.early_stop_patience validations)",
-               }.get(summary["stop_reason"], "")
+        why = {
+            "max_seconds": " (stopped: train.max_seconds reached)",
+            "early_stop": " (stopped early: no new best val loss in train.early_stop_patience validations)",
+        }.get(summary["stop_reason"], "")
         train_loss = "-" if summary["train_loss"] is None else f"{summary['train_loss']:.4f}"
-        err.print(f"done: {summary['step']} steps{why}, train loss {train_loss}{best}; "
-                  f"run directory {summary['run_dir']}")
+        err.print(
+            f"done: {summary['step']} steps{why}, train loss {train_loss}{best}; run directory {summary['run_dir']}"
+        )
 
 
 def _signal_exit(received: list[int]) -> int:
@@ -156,20 +160,28 @@ def _check(option: str, value, ok: bool, expected: str) -> None:
 
 @app.command()
 def sample(
-    checkpoint: Optional[str] = typer.Option(
-        None, "--checkpoint", "-c", metavar="PATH|RUN_DIR",
-        help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs."),
-    prime: str = typer.Option("", "--prime", "-p",
-                              help="Text the sample starts with; - reads it from stdin (one final newline dropped)."),
-    length: Optional[int] = typer.Option(None, "--length", "-n", help="Characters after the prime, at most."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="0 is greedy argmax."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", help="Sample among the K likeliest characters."),
-    seed: Optional[int] = typer.Option(
-        None, "--seed", "-s", help="Seed of the first sample (sample i uses SEED + i); default: a fresh one."),
+    checkpoint: str | None = typer.Option(
+        None,
+        "--checkpoint",
+        "-c",
+        metavar="PATH|RUN_DIR",
+        help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs.",
+    ),
+    prime: str = typer.Option(
+        "", "--prime", "-p", help="Text the sample starts with; - reads it from stdin (one final newline dropped)."
+    ),
+    length: int | None = typer.Option(None, "--length", "-n", help="Characters after the prime, at most."),
+    temperature: float | None = typer.Option(None, "--temperature", "-t", help="0 is greedy argmax."),
+    top_k: int | None = typer.Option(None, "--top-k", "-k", help="Sample among the K likeliest characters."),
+    seed: int | None = typer.Option(
+        None, "--seed", "-s", help="Seed of the first sample (sample i uses SEED + i); default: a fresh one."
+    ),
     num: int = typer.Option(1, "--num", help="Number of samples, each on stdout ending with a newline."),
     as_json: bool = typer.Option(
-        False, "--json",
-        help="One JSON object per sample and line: text, prime, seed, temperature, top_k, length, ended, log_prob."),
+        False,
+        "--json",
+        help="One JSON object per sample and line: text, prime, seed, temperature, top_k, length, ended, log_prob.",
+    ),
 ) -> None:
     """Print text sampled from a trained model on stdout: the prime, then its continuation.
 
@@ -183,8 +195,7 @@ def sample(
     """
     with _errors():
         _check("--length", length, length is None or length >= 0, "an integer >= 0")
-        _check("--temperature", temperature, temperature is None or 0 <= temperature < math.inf,
-               "a finite number >= 0")
+        _check("--temperature", temperature, temperature is None or 0 <= temperature < math.inf, "a finite number >= 0")
         _check("--top-k", top_k, top_k is None or top_k >= 1, "an integer >= 1")
         _check("--seed", seed, seed is None or seed >= 0, "an integer >= 0")
         _check("--num", num, num >= 1, "an integer >= 1")
@@ -198,8 +209,9 @@ def sample(
         length = s.length if length is None else length
         temperature = s.temperature if temperature is None else temperature
         top_k = s.top_k if top_k is None else top_k
-        for i, text in samples(model, vocab, prime, length, temperature, top_k,
-                               draw_seed() if seed is None else seed, num):
+        for i, text in samples(
+            model, vocab, prime, length, temperature, top_k, draw_seed() if seed is None else seed, num
+        ):
             if as_json:
                 line = json.dumps(record(model, vocab, prime, text, i, length, temperature, top_k))
             else:
@@ -209,9 +221,11 @@ def sample(
 
 @app.command()
 def info(
-    path: Optional[str] = typer.Argument(
-        None, metavar="[CHECKPOINT|RUN_DIR]",
-        help="Checkpoint JSON or run directory (its latest); default: newest under ./runs."),
+    path: str | None = typer.Argument(
+        None,
+        metavar="[CHECKPOINT|RUN_DIR]",
+        help="Checkpoint JSON or run directory (its latest); default: newest under ./runs.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the same as one JSON object."),
 ) -> None:
     """Show what a checkpoint holds: config, vocabulary, parameters per matrix, step, losses, file format.
@@ -251,10 +265,12 @@ def runs(
 
 @app.command()
 def plot(
-    run_dir: Optional[str] = typer.Argument(
-        None, metavar="[RUN_DIR]", help="Run directory (or a checkpoint in it); default: newest under ./runs."),
-    png: Optional[str] = typer.Option(None, "--png", metavar="FILE",
-                                      help="Write a PNG instead (needs matplotlib: pip install 'charrnn[plot]')."),
+    run_dir: str | None = typer.Argument(
+        None, metavar="[RUN_DIR]", help="Run directory (or a checkpoint in it); default: newest under ./runs."
+    ),
+    png: str | None = typer.Option(
+        None, "--png", metavar="FILE", help="Write a PNG instead (needs matplotlib: pip install 'charrnn[plot]')."
+    ),
     height: int = typer.Option(16, "--height", help="Rows of the terminal chart."),
 ) -> None:
     """Draw a run's train and validation loss curves from its metrics.jsonl, in the terminal.
@@ -276,19 +292,30 @@ def plot(
 
 @app.command()
 def visualize(
-    text: str = typer.Option(..., "--text", metavar="TEXT|FILE",
-                             help="The text to read: a file's path, - for stdin, or the text itself."),
-    checkpoint_: Optional[str] = typer.Option(
-        None, "--checkpoint", "-c", metavar="PATH|RUN_DIR",
-        help="Checkpoint JSON or run directory (its best, else latest); default: newest under ./runs."),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l",
-                                        help="Layer 1..L (default: the top one for --neuron; all for --top)."),
-    neuron: Optional[int] = typer.Option(None, "--neuron", help="Show this unit 0..H-1 of --layer."),
-    top: Optional[int] = typer.Option(None, "--top", help="Show the K units that best track each feature "
-                                      "(inside quotes, inside parentheses, position in line); default 1."),
+    text: str = typer.Option(
+        ..., "--text", metavar="TEXT|FILE", help="The text to read: a file's path, - for stdin, or the text itself."
+    ),
+    checkpoint_: str | None = typer.Option(
+        None,
+        "--checkpoint",
+        "-c",
+        metavar="PATH|RUN_DIR",
+        help="Checkpoint JSON or run directory (its best, else latest); default: newest under ./runs.",
+    ),
+    layer: int | None = typer.Option(
+        None, "--layer", "-l", help="Layer 1..L (default: the top one for --neuron; all for --top)."
+    ),
+    neuron: int | None = typer.Option(None, "--neuron", help="Show this unit 0..H-1 of --layer."),
+    top: int | None = typer.Option(
+        None,
+        "--top",
+        help="Show the K units that best track each feature "
+        "(inside quotes, inside parentheses, position in line); default 1.",
+    ),
     predictions: bool = typer.Option(False, "--predictions", help="Under each character, the 5 likeliest next ones."),
-    html_file: Optional[str] = typer.Option(None, "--html", metavar="FILE",
-                                            help="Write a self-contained HTML page instead."),
+    html_file: str | None = typer.Option(
+        None, "--html", metavar="FILE", help="Write a self-contained HTML page instead."
+    ),
 ) -> None:
     """Colour each character of a text by one hidden unit's activation (tanh, -1 red .. +1 blue).
 
@@ -319,8 +346,12 @@ app.add_typer(data_app, name="data")
 def data_get(
     name: str = typer.Argument(..., metavar="NAME", help=f"One of: {', '.join(fetch.DATASETS)}."),
     to: str = typer.Option("data", "--to", metavar="FOLDER", help="Where to save it."),
-    url: Optional[str] = typer.Option(None, "--url", help="Download from this address instead (a mirror, a local "
-                                      "server); the published sha256 is checked all the same."),
+    url: str | None = typer.Option(
+        None,
+        "--url",
+        help="Download from this address instead (a mirror, a local "
+        "server); the published sha256 is checked all the same.",
+    ),
 ) -> None:
     """Download a public training text, check its sha256, save it atomically, and print its path.
 
@@ -336,18 +367,27 @@ def data_get(
 
 @app.command("eval")
 def eval_(
-    file: Optional[str] = typer.Argument(
-        None, metavar="[FILE|-]", help="Text to score; - reads stdin; default: the run's validation split."),
-    checkpoint: Optional[str] = typer.Option(
-        None, "--checkpoint", "-c", metavar="PATH|RUN_DIR",
-        help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs."),
+    file: str | None = typer.Argument(
+        None, metavar="[FILE|-]", help="Text to score; - reads stdin; default: the run's validation split."
+    ),
+    checkpoint: str | None = typer.Option(
+        None,
+        "--checkpoint",
+        "-c",
+        metavar="PATH|RUN_DIR",
+        help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs.",
+    ),
     as_json: bool = typer.Option(False, "--json", help='Print {"loss", "bpc", "tokens", ...} as JSON.'),
     skip_unknown: bool = typer.Option(
-        False, "--skip-unknown", help="Drop characters the model has never seen (counted on stderr)."),
+        False, "--skip-unknown", help="Drop characters the model has never seen (counted on stderr)."
+    ),
     novelty_chars: int = typer.Option(
-        0, "--novelty", metavar="N",
-        help="Also sample N characters and report the share of their n-grams absent from the training text."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="Sampling temperature for --novelty."),
+        0,
+        "--novelty",
+        metavar="N",
+        help="Also sample N characters and report the share of their n-grams absent from the training text.",
+    ),
+    temperature: float | None = typer.Option(None, "--temperature", "-t", help="Sampling temperature for --novelty."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the --novelty sample."),
 ) -> None:
     """Mean negative log-likelihood of a text under a trained model, in nats per token and bits per char.
@@ -362,16 +402,20 @@ def eval_(
         result = assess(checkpoint, file, skip_unknown, novelty_chars, temperature, seed)
         if result["skipped"]:
             listed = ", ".join(f"{c!r} ({n}x)" for c, n in result["skipped"].items())
-            _err().print(f"skipped {sum(result['skipped'].values())} characters not in the vocabulary: {listed}",
-                         markup=False)
+            _err().print(
+                f"skipped {sum(result['skipped'].values())} characters not in the vocabulary: {listed}", markup=False
+            )
         _write_stdout(json.dumps(result) + "\n" if as_json else _eval_lines(result))
 
 
 def _eval_lines(result: dict) -> str:
-    lines = [f"loss {result['loss']:.4f} nats/token  {result['bpc']:.4f} bits/char  "
-             f"{result['tokens']} tokens  ({result['text']}, step {result['step']})"]
+    lines = [
+        f"loss {result['loss']:.4f} nats/token  {result['bpc']:.4f} bits/char  "
+        f"{result['tokens']} tokens  ({result['text']}, step {result['step']})"
+    ]
     novel = result.get("novelty")
     if novel:
+
         def shares(by_n):
             return "  ".join(f"{n}-grams {share:.3f}" for n, share in by_n.items() if share is not None)
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -126,7 +127,8 @@ def _key(default: Any, check: Check, doc: str) -> Any:
 class DataConfig:
     path: str = _key("", _text, "training text; relative to the config file's folder")
     records: str = _key(
-        "file", _choice("file", "paragraph", "line"),
+        "file",
+        _choice("file", "paragraph", "line"),
         "file: whole text is one record; paragraph: split at blank lines; line: one record per line",
     )
     val_fraction: float = _key(0.1, unit_fraction, "last share of the id stream held out for validation")
@@ -140,11 +142,13 @@ class ModelConfig:
     num_layers: int = _key(2, positive_int, "stacked tanh layers (L)")
     dropout: float = _key(0.0, unit_fraction, "dropout on each layer's output, as char-rnn's -dropout")
     init: str = _key(
-        "torch", _choice(*SCHEMES),
+        "torch",
+        _choice(*SCHEMES),
         "initial weights: torch (uniform ±1/sqrt(H)), uniform (±0.08, char-rnn), orthogonal or identity W_hht",
     )
     init_scale: float | None = _key(
-        None, _optional(positive_float),
+        None,
+        _optional(positive_float),
         "torch/uniform: the bound; orthogonal/identity: W_hht's gain; null: the scheme's default",
     )
 
@@ -160,7 +164,8 @@ class TrainConfig:
     lr_decay: float = _key(1.0, decay_factor, "multiply the learning rate by this every lr_decay_every steps")
     lr_decay_every: int = _key(1000, positive_int, "steps between learning-rate decays")
     lr_schedule: str = _key(
-        "step", _choice("step", "exponential", "cosine", "plateau"),
+        "step",
+        _choice("step", "exponential", "cosine", "plateau"),
         "step/exponential: lr_decay per lr_decay_every steps; cosine: down to lr_min over train.steps; "
         "plateau: times lr_decay after lr_patience validations without a new best",
     )
@@ -216,7 +221,9 @@ def _build(raw: dict, source: str) -> Config:
         for key, value in values.items():
             if key not in keys:
                 options = [f"{name}.{k}" for k in keys]
-                raise ConfigError(f"{source}: {_shown(f'{name}.{key}')}: unknown key{_suggest(f'{name}.{key}', options)}")
+                raise ConfigError(
+                    f"{source}: {_shown(f'{name}.{key}')}: unknown key{_suggest(f'{name}.{key}', options)}"
+                )
             try:
                 checked[key] = keys[key].metadata["check"](value)
             except ValueError as err:
@@ -266,7 +273,9 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     if not eq or not dot or not section or not key:
         raise ConfigError(f"--set {_shown(text)}: expected section.key=value, e.g. --set train.steps=300")
     if section not in SECTIONS:
-        raise ConfigError(f"--set {_shown(text)}: {_shown(section)}: unknown section{_suggest(section, list(SECTIONS))}")
+        raise ConfigError(
+            f"--set {_shown(text)}: {_shown(section)}: unknown section{_suggest(section, list(SECTIONS))}"
+        )
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
     except yaml.YAMLError:

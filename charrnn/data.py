@@ -23,8 +23,9 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: data file not found; put the text there, or point data.path at it "
-                        "(--set data.path=FILE)") from None
+        raise DataError(
+            f"{path}: data file not found; put the text there, or point data.path at it (--set data.path=FILE)"
+        ) from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a text file") from None
     except OSError as err:
@@ -45,8 +46,10 @@ def decode_text(raw: bytes, source: str, encoding: str = "utf-8", errors: str = 
         ) from None
     lone = _SURROGATE.search(text)
     if lone:  # only escape codecs make them, and no text can be written back with one
-        raise DataError(f"{source}: character {lone.start()} decodes to a lone surrogate "
-                        f"U+{ord(lone.group()):04X}; check data.encoding ({encoding})")
+        raise DataError(
+            f"{source}: character {lone.start()} decodes to a lone surrogate "
+            f"U+{ord(lone.group()):04X}; check data.encoding ({encoding})"
+        )
     return text
 
 
@@ -78,7 +81,9 @@ def encode_records(records: list[str], vocab: Vocab) -> np.ndarray:
     lengths = np.fromiter(map(len, records), np.int64, len(records))  # (R,)
     ends = np.cumsum(lengths + 2)  # (R,) one past each record's </s>
     starts = ends - lengths - 2  # (R,) each record's <s>
-    ids = np.empty(int(ends[-1]) if len(records) else 0, dtype=vocab.id_dtype)  # (N,) one or two bytes per character, never one-hot
+    ids = np.empty(
+        int(ends[-1]) if len(records) else 0, dtype=vocab.id_dtype
+    )  # (N,) one or two bytes per character, never one-hot
     ids[starts] = BOS
     ids[ends - 1] = EOS
     big = lengths >= _GROUP
@@ -88,9 +93,9 @@ def encode_records(records: list[str], vocab: Vocab) -> np.ndarray:
     firsts = np.flatnonzero(first).tolist()
     for i, j in zip(firsts, firsts[1:] + [len(records)]):
         if j - i == 1:
-            vocab.encode(records[i], out=ids[starts[i] + 1:ends[i] - 1])
+            vocab.encode(records[i], out=ids[starts[i] + 1 : ends[i] - 1])
             continue
-        span = ids[starts[i]:ends[j - 1]]
+        span = ids[starts[i] : ends[j - 1]]
         is_char = np.ones(len(span), bool)
         is_char[starts[i:j] - starts[i]] = False
         is_char[ends[i:j] - 1 - starts[i]] = False
@@ -150,6 +155,6 @@ def windows_per_epoch(tracks: np.ndarray, seq_length: int) -> int:
 def window(tracks: np.ndarray, k: int, seq_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and targets of window k, time-major (T, B); targets are inputs shifted by one."""
     start = k * seq_length
-    inputs = np.ascontiguousarray(tracks[:, start:start + seq_length].T)  # (T, B)
-    targets = np.ascontiguousarray(tracks[:, start + 1:start + seq_length + 1].T)  # (T, B)
+    inputs = np.ascontiguousarray(tracks[:, start : start + seq_length].T)  # (T, B)
+    targets = np.ascontiguousarray(tracks[:, start + 1 : start + seq_length + 1].T)  # (T, B)
     return inputs, targets

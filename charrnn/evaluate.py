@@ -51,8 +51,9 @@ def text_loss(model: StackedRNN, ids: np.ndarray) -> dict:
     return {"loss": loss, "bpc": loss / math.log(2), "tokens": tokens}
 
 
-def encode_text(text: str, source: str, vocab: Vocab, records: str,
-                skip_unknown: bool = False) -> tuple[np.ndarray, Counter]:
+def encode_text(
+    text: str, source: str, vocab: Vocab, records: str, skip_unknown: bool = False
+) -> tuple[np.ndarray, Counter]:
     """The text as the model was trained on it: records `<s> ids </s>` as data.records splits them.
 
     Characters the vocabulary lacks are an error naming them, or with skip_unknown are dropped and
@@ -63,8 +64,7 @@ def encode_text(text: str, source: str, vocab: Vocab, records: str,
     unknown = Counter(c for p in pieces for c in p if c in strange)
     if unknown and not skip_unknown:
         listed = ", ".join(f"{c!r} ({n}x)" for c, n in sorted(unknown.items()))
-        raise DataError(f"{source}: characters not in the model's vocabulary: {listed}; "
-                        "drop them with --skip-unknown")
+        raise DataError(f"{source}: characters not in the model's vocabulary: {listed}; drop them with --skip-unknown")
     if unknown:
         pieces = [kept for p in pieces if (kept := "".join(c for c in p if c not in strange))]
     if not pieces:
@@ -96,8 +96,8 @@ def novelty(sample: list[str], reference: list[str], sizes=NOVELTY_SIZES) -> dic
     """
     shares = {}
     for n in sizes:
-        grams = [r[i:i + n] for r in sample for i in range(len(r) - n + 1)]
+        grams = [r[i : i + n] for r in sample for i in range(len(r) - n + 1)]
         # one n at a time: a set of a 1M-character text's n-grams is ~100 MB, gone before the next n
-        known = {r[i:i + n] for r in reference for i in range(len(r) - n + 1)}
+        known = {r[i : i + n] for r in reference for i in range(len(r) - n + 1)}
         shares[n] = sum(g not in known for g in grams) / len(grams) if grams else None
     return shares

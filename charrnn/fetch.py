@@ -59,16 +59,18 @@ def get(name: str, folder: Path, url: str | None = None, timeout: float = 30.0) 
     if dest.is_file():
         if _sha256(dest.read_bytes()) == ds.sha256:
             return dest, False
-        raise DataError(f"{dest}: already exists and is not the published {name} (sha256 differs); "
-                        "move it away to download again")
+        raise DataError(
+            f"{dest}: already exists and is not the published {name} (sha256 differs); move it away to download again"
+        )
     source = url or ds.url
     if not source.startswith(("http://", "https://")):
         raise ConfigError(f"--url: expected an http:// or https:// address, got {source!r}")
     try:
         data = _download(source, timeout)
     except DataError as err:
-        raise DataError(f"cannot download {source} ({err}); offline? fetch it another way and save it as "
-                        f"{dest} ({ds.used_by})") from None
+        raise DataError(
+            f"cannot download {source} ({err}); offline? fetch it another way and save it as {dest} ({ds.used_by})"
+        ) from None
     digest = _sha256(data)
     if digest != ds.sha256:
         raise DataError(f"{source}: sha256 {digest} is not the published {name}'s {ds.sha256}; nothing written")

@@ -31,12 +31,17 @@ def describe(path: str | Path | None) -> dict:
     metrics = meta.get("metrics") or {}
     params = {name: {"shape": list(p.shape), "count": int(p.size)} for name, p in model.params.items()}
     return {
-        "checkpoint": str(json_path), "format": meta["format"], "version": meta["version"],
-        "weights": meta.get("weights"), "step": meta.get("step"), "epoch": meta.get("epoch"),
+        "checkpoint": str(json_path),
+        "format": meta["format"],
+        "version": meta["version"],
+        "weights": meta.get("weights"),
+        "step": meta.get("step"),
+        "epoch": meta.get("epoch"),
         "steps": cfg.train.steps,
         **{k: metrics.get(k) for k in ("train_loss", "val_loss", "best_val_loss", "best_step")},
         "vocab": {"size": vocab.size, "specials": list(SPECIALS), "chars": vocab.chars},
-        "parameters": params, "total_parameters": sum(p["count"] for p in params.values()),
+        "parameters": params,
+        "total_parameters": sum(p["count"] for p in params.values()),
         "config": config_to_dict(cfg),
     }
 

@@ -25,8 +25,15 @@ def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))  # without the sign fix QR would favour some rotations
 
 
-def init_params(vocab_size: int, hidden_size: int, num_layers: int, rng: np.random.Generator,
-                dtype=np.float32, scheme: str = "torch", scale: float | None = None) -> dict[str, np.ndarray]:
+def init_params(
+    vocab_size: int,
+    hidden_size: int,
+    num_layers: int,
+    rng: np.random.Generator,
+    dtype=np.float32,
+    scheme: str = "torch",
+    scale: float | None = None,
+) -> dict[str, np.ndarray]:
     """Weights drawn as `scheme` says, biases zero.
 
     torch's bound keeps each pre-activation's variance near 1/3 whatever H is, so tanh starts unsaturated;

@@ -34,8 +34,14 @@ def _scratch(work: dict | None, name: str, shape: tuple, dtype) -> np.ndarray:
     return a
 
 
-def forward(params: dict, inputs: np.ndarray, h0: np.ndarray, dropout: float = 0.0,
-            rng: np.random.Generator | None = None, work: dict | None = None) -> tuple[np.ndarray, dict]:
+def forward(
+    params: dict,
+    inputs: np.ndarray,
+    h0: np.ndarray,
+    dropout: float = 0.0,
+    rng: np.random.Generator | None = None,
+    work: dict | None = None,
+) -> tuple[np.ndarray, dict]:
     """Logits for every position of a window, and what backward needs.
 
     inputs (T, B) ids, h0 (L, B, H). Dropout (rate `dropout`, masks drawn from `rng`) applies to each
@@ -81,14 +87,22 @@ def forward(params: dict, inputs: np.ndarray, h0: np.ndarray, dropout: float = 0
         masks.append(mask)
     logits = np.dot(up.reshape(T * B, H), params["W_hy"].T, out=_scratch(work, "logits", (T * B, V), dtype))
     logits += params["b_y"]
-    return logits, {"inputs": inputs, "keep": keep, "restarts": restarts, "hs": hs, "ups": ups, "masks": masks,
-                    "work": work}
+    return logits, {
+        "inputs": inputs,
+        "keep": keep,
+        "restarts": restarts,
+        "hs": hs,
+        "ups": ups,
+        "masks": masks,
+        "work": work,
+    }
 
 
 def backward(params: dict, dlogits: np.ndarray, cache: dict) -> tuple[dict, np.ndarray]:
     """Gradients of every parameter and of h0, given the loss gradient wrt the logits (T*B, V)."""
     inputs, keep, restarts, hs, ups, masks, work = (
-        cache[k] for k in ("inputs", "keep", "restarts", "hs", "ups", "masks", "work"))
+        cache[k] for k in ("inputs", "keep", "restarts", "hs", "ups", "masks", "work")
+    )
     T, B = inputs.shape
     L = len(hs)
     H = hs[0].shape[-1]
@@ -123,8 +137,9 @@ def backward(params: dict, dlogits: np.ndarray, cache: dict) -> tuple[dict, np.n
         grads[f"b_h.{l}"] = dh_raw.sum(axis=0)
         if l > 1:
             grads[f"W_hhd.{l}"] = np.dot(dh_raw.T, ups[l - 2].reshape(T * B, H))
-            dup = np.dot(dh_raw, params[f"W_hhd.{l}"],
-                         out=_scratch(work, f"dup.{(l - 1) % 2}", (T * B, H), dtype)).reshape(T, B, H)
+            dup = np.dot(
+                dh_raw, params[f"W_hhd.{l}"], out=_scratch(work, f"dup.{(l - 1) % 2}", (T * B, H), dtype)
+            ).reshape(T, B, H)
         else:
             # the scatter-add of rows back to input columns, done as a product: np.add.at is slower
             one_hot = _scratch(work, "one_hot", (T * B, V), dtype)  # (T*B, V)
@@ -134,8 +149,7 @@ def backward(params: dict, dlogits: np.ndarray, cache: dict) -> tuple[dict, np.n
     return grads, dh0
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray,
-                  out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def cross_entropy(logits: np.ndarray, targets: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Mean cross-entropy in nats over all rows, and its gradient wrt the logits (in `out` when given,
     which may be `logits` itself)."""
     N = len(targets)
@@ -186,19 +200,29 @@ class StackedRNN:
     "W_hhd.{l}" (H, H) for l = 2..L, "W_hy" (V, H) and "b_y" (V,).
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, seed: int = 0, dtype=np.float32,
-                 init: str = "torch", init_scale: float | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        num_layers: int,
+        seed: int = 0,
+        dtype=np.float32,
+        init: str = "torch",
+        init_scale: float | None = None,
+    ):
         self.vocab_size, self.hidden_size, self.num_layers = vocab_size, hidden_size, num_layers
         self.dtype = np.dtype(dtype)
-        self.params = init_params(vocab_size, hidden_size, num_layers, np.random.default_rng(seed), self.dtype,
-                                  init, init_scale)
+        self.params = init_params(
+            vocab_size, hidden_size, num_layers, np.random.default_rng(seed), self.dtype, init, init_scale
+        )
         self._work = {}  # scratch arrays loss_and_grads and log_probs reuse from one window to the next
 
     def zero_state(self, batch_size: int) -> np.ndarray:
         return np.zeros((self.num_layers, batch_size, self.hidden_size), self.dtype)  # (L, B, H)
 
-    def loss_and_grads(self, inputs, targets, h0=None, dropout: float = 0.0,
-                       rng: np.random.Generator | None = None) -> tuple[float, dict, np.ndarray]:
+    def loss_and_grads(
+        self, inputs, targets, h0=None, dropout: float = 0.0, rng: np.random.Generator | None = None
+    ) -> tuple[float, dict, np.ndarray]:
         """Mean cross-entropy (nats) over the T*B positions, its gradients, and the last hidden state.
 
         inputs, targets: int (T, B), time-major. h0, h_last: (L, B, H); h0=None means zeros.

@@ -32,7 +32,7 @@ class Optimizer:
     def _unflatten(self, flat: np.ndarray, like: dict) -> dict:
         views, at = {}, 0
         for k, n in self._sizes.items():
-            views[k] = flat[at:at + n].reshape(like[k].shape)
+            views[k] = flat[at : at + n].reshape(like[k].shape)
             at += n
         return views
 
@@ -106,7 +106,7 @@ class Adam(Optimizer):
         v += g
         # fold both bias corrections into the step size and eps: one pass less over every array;
         # Python floats, so float32 moments stay float32
-        c1, c2 = 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
+        c1, c2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
         _scaled(m, lr * math.sqrt(c2) / c1, v, self.eps * math.sqrt(c2), scratch=g, out=g)
 
 

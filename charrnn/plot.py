@@ -20,8 +20,16 @@ from .errors import CharrnnError
 TRAIN_STYLE, VAL_STYLE, AXIS_STYLE = "cyan", "bold magenta", "dim"
 VAL_MARK = "●"
 # bit of each dot in a braille cell, by (x, y) within its 2 x 4 grid (Unicode's dot numbering)
-DOT_BITS = {(0, 0): 0x01, (0, 1): 0x02, (0, 2): 0x04, (1, 0): 0x08,
-            (1, 1): 0x10, (1, 2): 0x20, (0, 3): 0x40, (1, 3): 0x80}
+DOT_BITS = {
+    (0, 0): 0x01,
+    (0, 1): 0x02,
+    (0, 2): 0x04,
+    (1, 0): 0x08,
+    (1, 1): 0x10,
+    (1, 2): 0x20,
+    (0, 3): 0x40,
+    (1, 3): 0x80,
+}
 LABEL_W = 10  # characters left of the axis for the y labels
 
 
@@ -87,11 +95,17 @@ def chart(train: list[tuple[int, float]], val: list[tuple[int, float]], width: i
     lines = []
     for row in range(height):
         line = Text()
-        line.append(f"{labels[row]:>{LABEL_W - 2}.4g} ┤" if row in labels else " " * (LABEL_W - 1) + "│",
-                    style=AXIS_STYLE)
-        cells = [(VAL_MARK, VAL_STYLE) if (row, col) in marks else
-                 (chr(0x2800 + bits[row][col]), TRAIN_STYLE) if bits[row][col] else (" ", "")
-                 for col in range(width)]
+        line.append(
+            f"{labels[row]:>{LABEL_W - 2}.4g} ┤" if row in labels else " " * (LABEL_W - 1) + "│", style=AXIS_STYLE
+        )
+        cells = [
+            (VAL_MARK, VAL_STYLE)
+            if (row, col) in marks
+            else (chr(0x2800 + bits[row][col]), TRAIN_STYLE)
+            if bits[row][col]
+            else (" ", "")
+            for col in range(width)
+        ]
         for style, run in itertools.groupby(cells, key=lambda c: c[1]):  # one span per run: fewer escape codes
             line.append("".join(c for c, _ in run), style=style)
         lines.append(line)
@@ -119,8 +133,9 @@ def headline(run_dir: Path, train: list[tuple[int, float]], val: list[tuple[int,
     return text
 
 
-def print_chart(run_dir: Path, train: list[tuple[int, float]], val: list[tuple[int, float]], height: int,
-                console: Console) -> None:
+def print_chart(
+    run_dir: Path, train: list[tuple[int, float]], val: list[tuple[int, float]], height: int, console: Console
+) -> None:
     """Headline and chart, as wide as the console."""
     console.print(headline(run_dir, train, val), soft_wrap=True)
     for line in chart(train, val, max(console.width - LABEL_W - 1, 10), height):
@@ -132,8 +147,10 @@ def save_png(train: list[tuple[int, float]], val: list[tuple[int, float]], title
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise CharrnnError("--png needs matplotlib, which is not installed: pip install 'charrnn[plot]' "
-                           "(the terminal chart needs nothing more)") from None
+        raise CharrnnError(
+            "--png needs matplotlib, which is not installed: pip install 'charrnn[plot]' "
+            "(the terminal chart needs nothing more)"
+        ) from None
     fig = Figure(figsize=(8, 4.5), dpi=100)
     ax = fig.subplots()
     if train:

@@ -36,12 +36,16 @@ class Reporter:
         self.steps, self.chars_per_step, self.log_every = info["steps"], info["chars_per_step"], info["log_every"]
         if self.console.is_terminal:
             self.bar = Progress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[speed]} chars/s"),
-                TimeRemainingColumn(), console=self.console,
+                TimeRemainingColumn(),
+                console=self.console,
             )
-            self.task = self.bar.add_task("train", total=self.steps, completed=info["step"],
-                                          loss="-", val="-", speed="-")
+            self.task = self.bar.add_task(
+                "train", total=self.steps, completed=info["step"], loss="-", val="-", speed="-"
+            )
             self.bar.start()
 
     def _on_step(self, info):
@@ -66,7 +70,8 @@ class Reporter:
         self.console.print(
             f"step {step}/{self.steps}  loss {_fmt(self.loss)}  val {_fmt(self.val_loss)}  "
             f"{speed:,.0f} chars/s  ETA {minutes}:{seconds:02d}",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
 
     def close(self) -> None:

@@ -15,9 +15,9 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -31,8 +31,16 @@ from .vocab import Vocab
 
 # keys a resumed run may change: they decide how long, how often and where, never what a step computes
 # (a moved text is fine: the checkpoint's data_sha256 checks that it is the same text)
-RESUMABLE_CHANGES = {"train.steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
-                     "train.out_dir", "data.path", "train.max_seconds", "train.early_stop_patience"}
+RESUMABLE_CHANGES = {
+    "train.steps",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.log_every",
+    "train.out_dir",
+    "data.path",
+    "train.max_seconds",
+    "train.early_stop_patience",
+}
 
 
 @contextmanager
@@ -44,8 +52,10 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         fd = _flock(path)
         if fd is None:
             pid = _read_pid(path)
-            raise CharrnnError(f"{out_dir}: another charrnn train{f' (pid {pid})' if pid else ''} is writing "
-                               "this run directory; wait for it to finish or stop it")
+            raise CharrnnError(
+                f"{out_dir}: another charrnn train{f' (pid {pid})' if pid else ''} is writing "
+                "this run directory; wait for it to finish or stop it"
+            )
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
     except OSError as err:
@@ -113,12 +123,20 @@ class MetricsLog:
             self.steps = info["steps"]
         elif event == "eval":
             self.val_loss = info["val_loss"]
-        elif event == "step" and (info["step"] % self.log_every == 0 or self.val_loss is not None
-                                  or info["step"] == self.steps):
-            line = {"step": info["step"], "epoch": info["epoch"], "train_loss": _number(info["loss"]),
-                    "val_loss": self.val_loss, "lr": info["lr"], "grad_norm": _number(info["grad_norm"]),
-                    "skipped_steps": info["skipped_steps"], "chars_per_sec": info["chars_per_sec"],
-                    "time": time.time()}
+        elif event == "step" and (
+            info["step"] % self.log_every == 0 or self.val_loss is not None or info["step"] == self.steps
+        ):
+            line = {
+                "step": info["step"],
+                "epoch": info["epoch"],
+                "train_loss": _number(info["loss"]),
+                "val_loss": self.val_loss,
+                "lr": info["lr"],
+                "grad_norm": _number(info["grad_norm"]),
+                "skipped_steps": info["skipped_steps"],
+                "chars_per_sec": info["chars_per_sec"],
+                "time": time.time(),
+            }
             try:
                 with open(self.path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(line) + "\n")
@@ -149,7 +167,8 @@ def _differences(a: Config, b: Config) -> list[str]:
     flat_a, flat_b = config_to_dict(a), config_to_dict(b)
     return [
         f"{section}.{key}: {flat_b[section][key]!r} in the checkpoint, {value!r} now"
-        for section, values in flat_a.items() for key, value in values.items()
+        for section, values in flat_a.items()
+        for key, value in values.items()
         if value != flat_b[section][key] and f"{section}.{key}" not in RESUMABLE_CHANGES and section != "sample"
     ]
 
@@ -183,8 +202,9 @@ def _intact_best(out_dir: Path) -> str:
 def _checkpoint_to_resume(out_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
     latest = out_dir / "latest.json"
     if not latest.exists():
-        raise CheckpointError(f"{out_dir}: nothing to resume, there is no latest.json; "
-                              f"{_intact_best(out_dir)}start over with --force")
+        raise CheckpointError(
+            f"{out_dir}: nothing to resume, there is no latest.json; {_intact_best(out_dir)}start over with --force"
+        )
     try:
         return checkpoint.load(latest)
     except CheckpointError as err:
@@ -217,9 +237,14 @@ def _check_memory(cfg: Config, vocab_size: int, source: str) -> None:
         )
 
 
-def train_run(config_path: str, overrides: list[str], resume: bool = False, force: bool = False,
-              report: Callable[[str, dict], None] = lambda e, i: None,
-              signals: list[int] | None = None) -> dict:
+def train_run(
+    config_path: str,
+    overrides: list[str],
+    resume: bool = False,
+    force: bool = False,
+    report: Callable[[str, dict], None] = lambda e, i: None,
+    signals: list[int] | None = None,
+) -> dict:
     """Train the run a config describes; returns train()'s summary plus the run directory."""
     if resume and force:
         raise ConfigError("--resume and --force: choose one (continue the run, or start it over)")
@@ -248,13 +273,22 @@ def train_run(config_path: str, overrides: list[str], resume: bool = False, forc
                     shutil.rmtree(created, ignore_errors=True)  # nothing worth keeping: leave no half-made run
                 raise
     except MemoryError:
-        raise CharrnnError(f"{config_path}: out of memory; lower model.hidden_size, train.batch_size "
-                           "or train.seq_length") from None
+        raise CharrnnError(
+            f"{config_path}: out of memory; lower model.hidden_size, train.batch_size or train.seq_length"
+        ) from None
     return {"run_dir": str(out_dir), **summary}
 
 
-def _train_in(out_dir: Path, cfg: Config, corpus: Corpus, state: TrainState, resume: bool, force: bool,
-              report: Callable[[str, dict], None], signals: list[int] | None) -> dict:
+def _train_in(
+    out_dir: Path,
+    cfg: Config,
+    corpus: Corpus,
+    state: TrainState,
+    resume: bool,
+    force: bool,
+    report: Callable[[str, dict], None],
+    signals: list[int] | None,
+) -> dict:
     """What a run does while it holds the lock: resume or start over, save its config, train."""
     metrics_log = MetricsLog(out_dir / "metrics.jsonl", cfg.train.log_every)
     digest = hashlib.sha256(corpus.train)
@@ -275,16 +309,21 @@ def _train_in(out_dir: Path, cfg: Config, corpus: Corpus, state: TrainState, res
         metrics_log.keep_through(state.step)
         report("resume", {"step": state.step, "path": latest})
     elif not force and (held := _held(out_dir)):
-        raise CharrnnError(f"{out_dir}: already holds a run ({', '.join(held)}); continue it with "
-                           "--resume, or start over with --force")
+        raise CharrnnError(
+            f"{out_dir}: already holds a run ({', '.join(held)}); continue it with --resume, or start over with --force"
+        )
     else:
         _clear_run(out_dir)
     checkpoint.remove_temporary(out_dir)
     checkpoint.atomic_write(out_dir / "config.yaml", dump_config(cfg).encode())
 
     def save(s: TrainState, kinds: tuple[str, ...]) -> Path:
-        meta = {"config": config_to_dict(cfg), "vocab": corpus.vocab.to_json(), "data_sha256": data_sha256,
-                **state_meta(s)}
+        meta = {
+            "config": config_to_dict(cfg),
+            "vocab": corpus.vocab.to_json(),
+            "data_sha256": data_sha256,
+            **state_meta(s),
+        }
         return checkpoint.save(out_dir, state_arrays(s), meta, kinds)
 
     def tee(event: str, info: dict) -> None:
@@ -315,8 +354,9 @@ def load_trained(path: str | Path | None, prefer: str = "best") -> tuple[Config,
     try:
         meta, arrays = checkpoint.load(json_path)
     except CheckpointError as err:
-        others = [p for p in (json_path.with_name(f"{k}.json") for k in checkpoint.KINDS)
-                  if p != json_path and p.is_file()]
+        others = [
+            p for p in (json_path.with_name(f"{k}.json") for k in checkpoint.KINDS) if p != json_path and p.is_file()
+        ]
         raise CheckpointError(f"{err}{f'; try --checkpoint {others[0]}' if others else ''}") from None
     try:
         cfg = config_from_dict(meta.get("config"), str(json_path))

@@ -23,12 +23,17 @@ def list_runs(root: Path) -> tuple[list[dict], list[str]]:
         try:
             meta = json.loads(latest.read_text(encoding="utf-8"))
             metrics = meta.get("metrics") or {}
-            runs.append({
-                "run": str(latest.parent), "step": meta["step"], "steps": meta["config"]["train"]["steps"],
-                "best_val_loss": metrics.get("best_val_loss"), "best_step": metrics.get("best_step"),
-                "train_loss": metrics.get("train_loss"),
-                "age_seconds": now - latest.stat().st_mtime,
-            })
+            runs.append(
+                {
+                    "run": str(latest.parent),
+                    "step": meta["step"],
+                    "steps": meta["config"]["train"]["steps"],
+                    "best_val_loss": metrics.get("best_val_loss"),
+                    "best_step": metrics.get("best_step"),
+                    "train_loss": metrics.get("train_loss"),
+                    "age_seconds": now - latest.stat().st_mtime,
+                }
+            )
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
             warnings.append(f"{latest}: unreadable, skipped")
     return runs, warnings

@@ -23,8 +23,15 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.rand
     return int(min(cdf.searchsorted(rng.random() * cdf[-1], side="right"), len(cdf) - 1))
 
 
-def sample(model: StackedRNN, vocab: Vocab, prime: str, length: int, temperature: float,
-           top_k: int | None, rng: np.random.Generator) -> str:
+def sample(
+    model: StackedRNN,
+    vocab: Vocab,
+    prime: str,
+    length: int,
+    temperature: float,
+    top_k: int | None,
+    rng: np.random.Generator,
+) -> str:
     """The continuation of `prime` (without it): at most `length` characters, ending early at </s>."""
     h = model.zero_state(1)  # (L, 1, H)
     for i in [BOS, *vocab.encode(prime).tolist()]:

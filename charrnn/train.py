@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -38,10 +38,17 @@ class TrainState:
     window: int = 0  # next window of the epoch
     epoch: int = 0
     bad_in_a_row: int = 0  # consecutive skipped steps, saved so a resumed run gives up where this one would
-    metrics: dict = field(default_factory=lambda: {
-        "train_loss": None, "val_loss": None, "best_val_loss": None, "best_step": None,
-        "evals_since_best": 0, "skipped_steps": 0, "chars_trained": 0,
-    })
+    metrics: dict = field(
+        default_factory=lambda: {
+            "train_loss": None,
+            "val_loss": None,
+            "best_val_loss": None,
+            "best_step": None,
+            "evals_since_best": 0,
+            "skipped_steps": 0,
+            "chars_trained": 0,
+        }
+    )
     plateau: dict = field(default_factory=new_plateau)  # the plateau schedule's state (optim.plateau_update)
 
 
@@ -63,9 +70,14 @@ def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
 
 def state_meta(state: TrainState) -> dict:
     return {
-        "step": state.step, "window": state.window, "epoch": state.epoch, "bad_in_a_row": state.bad_in_a_row,
-        "optimizer_t": state.optimizer.t, "rng": state.rng.bit_generator.state,
-        "metrics": dict(state.metrics), "plateau": dict(state.plateau),
+        "step": state.step,
+        "window": state.window,
+        "epoch": state.epoch,
+        "bad_in_a_row": state.bad_in_a_row,
+        "optimizer_t": state.optimizer.t,
+        "rng": state.rng.bit_generator.state,
+        "metrics": dict(state.metrics),
+        "plateau": dict(state.plateau),
     }
 
 
@@ -87,8 +99,11 @@ def restore_state(state: TrainState, meta: dict, arrays: dict[str, np.ndarray]) 
     state.rng.bit_generator.state = meta["rng"]
     state.metrics.update(meta["metrics"])
     plateau = meta["plateau"]
-    state.plateau = {"scale": float(plateau["scale"]), "bad": int(plateau["bad"]),
-                     "best": None if plateau["best"] is None else float(plateau["best"])}
+    state.plateau = {
+        "scale": float(plateau["scale"]),
+        "bad": int(plateau["bad"]),
+        "best": None if plateau["best"] is None else float(plateau["best"]),
+    }
 
 
 def _finite(*values: float) -> bool:
@@ -104,8 +119,10 @@ def _validate(state: TrainState, corpus: Corpus, B: int, T: int) -> tuple[float,
     """Validation loss of the current weights into the metrics, and whether it is a new best."""
     val_loss, _ = mean_nll(state.model, corpus.val, B, T)
     if not _finite(val_loss):
-        raise Diverged(f"the validation loss at step {state.step} is not finite: the weights have grown "
-                       "too large; lower train.learning_rate or set train.grad_clip")
+        raise Diverged(
+            f"the validation loss at step {state.step} is not finite: the weights have grown "
+            "too large; lower train.learning_rate or set train.grad_clip"
+        )
     metrics = state.metrics
     metrics["val_loss"] = val_loss
     improved = metrics["best_val_loss"] is None or val_loss < metrics["best_val_loss"]
@@ -115,10 +132,14 @@ def _validate(state: TrainState, corpus: Corpus, B: int, T: int) -> tuple[float,
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # non-finite numbers are caught below, by name
-def train(cfg: Config, corpus: Corpus, state: TrainState,
-          save: Callable[[TrainState, tuple[str, ...]], object],
-          report: Callable[[str, dict], None] = lambda event, info: None,
-          stop_requested: Callable[[], bool] = lambda: False) -> dict:
+def train(
+    cfg: Config,
+    corpus: Corpus,
+    state: TrainState,
+    save: Callable[[TrainState, tuple[str, ...]], object],
+    report: Callable[[str, dict], None] = lambda event, info: None,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> dict:
     """Run from state.step to train.steps, or until stop_requested, train.max_seconds or early stop.
 
     Returns a summary whose stop_reason says which: steps, max_seconds, early_stop or interrupted.
@@ -156,8 +177,10 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
             state.bad_in_a_row = 0
             state.optimizer.step(params, grads, lr)
             if not _all_finite(params.values()):
-                raise Diverged(f"the update of step {state.step + 1} (learning rate {lr:g}) made the weights "
-                               "non-finite; lower train.learning_rate or set train.grad_clip")
+                raise Diverged(
+                    f"the update of step {state.step + 1} (learning rate {lr:g}) made the weights "
+                    "non-finite; lower train.learning_rate or set train.grad_clip"
+                )
             state.h = h_last
             metrics["train_loss"] = loss
         metrics["chars_trained"] += T * B
@@ -182,9 +205,18 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
             kinds = ("latest",)
         elapsed = time.perf_counter() - started
         # logged before the checkpoint: a crash in between makes the resumed run rewrite this line, never skip it
-        report("step", {"step": state.step, "loss": loss, "lr": lr,
-                        "grad_norm": norm, "epoch": state.epoch, "skipped_steps": metrics["skipped_steps"],
-                        "chars_per_sec": (state.step - first_step) * T * B / max(elapsed, 1e-9)})
+        report(
+            "step",
+            {
+                "step": state.step,
+                "loss": loss,
+                "lr": lr,
+                "grad_norm": norm,
+                "epoch": state.epoch,
+                "skipped_steps": metrics["skipped_steps"],
+                "chars_per_sec": (state.step - first_step) * T * B / max(elapsed, 1e-9),
+            },
+        )
         if kinds:
             report("checkpoint", {"step": state.step, "path": save(state, kinds)})
         if early_stop:
@@ -202,8 +234,11 @@ def train(cfg: Config, corpus: Corpus, state: TrainState,
         report("checkpoint", {"step": state.step, "path": save(state, kinds)})
     wall = time.perf_counter() - started
     return {
-        "step": state.step, "steps": t.steps, "interrupted": interrupted,
-        "stop_reason": "interrupted" if interrupted else stop_reason, "wall_seconds": wall,
+        "step": state.step,
+        "steps": t.steps,
+        "interrupted": interrupted,
+        "stop_reason": "interrupted" if interrupted else stop_reason,
+        "wall_seconds": wall,
         "chars_per_sec": (state.step - first_step) * T * B / max(wall, 1e-9),
         **metrics,
     }

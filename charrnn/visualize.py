@@ -32,7 +32,7 @@ def guesses(probs: np.ndarray) -> np.ndarray:
     """
     key = -probs
     key[:, BOS] = np.inf
-    return np.argsort(key, axis=1, kind="stable")[:, :min(TOP, probs.shape[1] - 1)]
+    return np.argsort(key, axis=1, kind="stable")[:, : min(TOP, probs.shape[1] - 1)]
 
 
 def token(vocab: Vocab, i: int) -> str:
@@ -79,7 +79,7 @@ def _lines(tr: Trace) -> list[list[int]]:
 
 
 def _chunks(tr: Trace, width: int) -> list[list[int]]:
-    return [line[s:s + width] for line in _lines(tr) for s in range(0, max(len(line), 1), width)]
+    return [line[s : s + width] for line in _lines(tr) for s in range(0, max(len(line), 1), width)]
 
 
 def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: bool, console: Console) -> None:
@@ -106,8 +106,10 @@ def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: boo
                 row.append(cell(tr.text[i]), style=activation_style(float(view.values[i])) if colour else None)
             console.print(row, soft_wrap=True)
             if not colour:
-                console.print("".join(SPARK[round((float(view.values[i]) + 1) / 2 * (len(SPARK) - 1))]
-                                      for i in chunk), soft_wrap=True)
+                console.print(
+                    "".join(SPARK[round((float(view.values[i]) + 1) / 2 * (len(SPARK) - 1))] for i in chunk),
+                    soft_wrap=True,
+                )
             for rank in range(top.shape[1] if predictions else 0):
                 row = Text()
                 for i in chunk:
@@ -144,14 +146,20 @@ def html_page(tr: Trace, vocab: Vocab, views: list[View], predictions: bool, sou
                 v = float(view.values[i])
                 ch = f'<span class="ch" style="{activation_css(v)}">{html.escape(cell(tr.text[i]))}</span>'
                 if predictions:
-                    ch += "".join(f'<span class="p" style="{probability_css(tr.probs[i, g])}">'
-                                  f"{html.escape(token(vocab, int(g)))}</span>" for g in top[i])
+                    ch += "".join(
+                        f'<span class="p" style="{probability_css(tr.probs[i, g])}">'
+                        f"{html.escape(token(vocab, int(g)))}</span>"
+                        for g in top[i]
+                    )
                 parts.append(f'<span class="col" title="{html.escape(_tooltip(tr, vocab, top, i, v))}">{ch}</span>')
             parts.append("<br>\n")
-        sections.append(f"<h2>{html.escape(view.title)}</h2>\n<div class=\"text\">{''.join(parts)}</div>")
+        sections.append(f'<h2>{html.escape(view.title)}</h2>\n<div class="text">{"".join(parts)}</div>')
     swatches = "".join(f'<span class="ch" style="{activation_css(v)}">{v:+.1f}</span>' for v in (-1, -0.5, 0, 0.5, 1))
-    note = " Under each character: the model's 5 likeliest next characters, greener = likelier (∎ end)." \
-        if predictions else ""
+    note = (
+        " Under each character: the model's 5 likeliest next characters, greener = likelier (∎ end)."
+        if predictions
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>charrnn visualize: {html.escape(source)}</title>
 <style>

@@ -27,7 +27,7 @@ def _pieces(texts: list[str]):
     group, size = [], 0
     for text in texts:
         for start in range(0, len(text), _CHUNK):
-            group.append(text[start:start + _CHUNK] if len(text) > _CHUNK else text)
+            group.append(text[start : start + _CHUNK] if len(text) > _CHUNK else text)
             size += len(group[-1])
             if size >= _CHUNK:
                 yield "".join(group)
@@ -55,7 +55,7 @@ class Vocab:
         self._byte_ids = self._ids[:256].tobytes() if self.id_dtype == np.uint8 else None
 
     @classmethod
-    def from_texts(cls, texts: list[str]) -> "Vocab":
+    def from_texts(cls, texts: list[str]) -> Vocab:
         seen = np.zeros(_CODE_POINTS, dtype=bool)  # one flag per Unicode code point
         known = bytearray()  # byte values met so far in pieces of one byte per character
         for piece in _pieces(texts):
@@ -88,12 +88,12 @@ class Vocab:
         given; every character must be known."""
         out = np.empty(len(text), dtype=self.id_dtype) if out is None else out
         for start in range(0, len(text), _CHUNK):
-            piece = text[start:start + _CHUNK]
+            piece = text[start : start + _CHUNK]
             raw = _latin1(piece) if self._byte_ids is not None else None
             if raw is not None:
-                out[start:start + len(piece)] = np.frombuffer(raw.translate(self._byte_ids), np.uint8)
+                out[start : start + len(piece)] = np.frombuffer(raw.translate(self._byte_ids), np.uint8)
             else:
-                out[start:start + len(piece)] = self._ids[_codepoints(piece)]
+                out[start : start + len(piece)] = self._ids[_codepoints(piece)]
         if not out.all():  # an id 0 came from a character the vocabulary lacks
             raise KeyError(f"characters not in the vocabulary: {self.unknown(text)}")
         return out
@@ -106,5 +106,5 @@ class Vocab:
         return list(self.chars)
 
     @classmethod
-    def from_json(cls, chars: list[str]) -> "Vocab":
+    def from_json(cls, chars: list[str]) -> Vocab:
         return cls(chars)

@@ -13,8 +13,11 @@ from charrnn.cli import app
 
 TEXT = "the quick brown fox jumps over the lazy dog\n" * 20  # 880 chars: 19 windows of 8 on each of 4 tracks
 # the console script pip installed beside this python; `python -m charrnn` where there is none
-COMMAND = [str(Path(sys.executable).with_name("charrnn"))] if Path(sys.executable).with_name("charrnn").exists() \
+COMMAND = (
+    [str(Path(sys.executable).with_name("charrnn"))]
+    if Path(sys.executable).with_name("charrnn").exists()
     else [sys.executable, "-m", "charrnn"]
+)
 
 
 def invoke(*args):
@@ -26,8 +29,11 @@ def write_config(folder: Path, name: str = "run.yaml", text: str | None = TEXT, 
     """A tiny run: H=8, L=2, T=8, B=4, 12 steps, validation every 4, checkpoint every 5, out_dir runs/<stem>."""
     if text is not None:
         (folder / "t.txt").write_bytes(text.encode())
-    cfg = {"data": {"path": "t.txt", "val_fraction": 0.1}, "model": {"hidden_size": 8, "num_layers": 2},
-           "train": {"seq_length": 8, "batch_size": 4, "steps": 12, "eval_every": 4, "checkpoint_every": 5}}
+    cfg = {
+        "data": {"path": "t.txt", "val_fraction": 0.1},
+        "model": {"hidden_size": 8, "num_layers": 2},
+        "train": {"seq_length": 8, "batch_size": 4, "steps": 12, "eval_every": 4, "checkpoint_every": 5},
+    }
     for section, values in sections.items():
         cfg.setdefault(section, {}).update(values)
     path = folder / name

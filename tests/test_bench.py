@@ -19,16 +19,39 @@ CODE = "def f(x):\n\treturn x * 2  # doubles\n\nprint(f(21), 'π')\n" * 12
 
 def run_bench(script: str, *args, cwd) -> subprocess.CompletedProcess:
     """The script in cwd, its temporary files (sweep runs, speed's scratch) under cwd too."""
-    return subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)], cwd=cwd,
-                          env={**os.environ, "TMPDIR": str(cwd)}, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, "TMPDIR": str(cwd)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def test_quality_races_torch_on_a_second_corpus(tmp_path):
     pytest.importorskip("torch")
     (tmp_path / "code.txt").write_text(CODE, encoding="utf-8")
-    done = run_bench("quality.py", "--data", tmp_path / "code.txt", "--sizes", "1x8", "--steps", 20,
-                     "--seconds", 1, "--every", 10, "--threads", 1,
-                     "--set", "train.seq_length=8", "--set", "train.batch_size=4", cwd=tmp_path)
+    done = run_bench(
+        "quality.py",
+        "--data",
+        tmp_path / "code.txt",
+        "--sizes",
+        "1x8",
+        "--steps",
+        20,
+        "--seconds",
+        1,
+        "--every",
+        10,
+        "--threads",
+        1,
+        "--set",
+        "train.seq_length=8",
+        "--set",
+        "train.batch_size=4",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "## 1 x 8 on code.txt" in out
@@ -45,9 +68,16 @@ def test_quality_races_torch_on_a_second_corpus(tmp_path):
 def test_sweep_tables_each_variant(tmp_path):
     config = write_config(tmp_path)
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(yaml.safe_dump({"config": str(config), "common": ["train.steps=8"],
-                                     "variants": {"slow": ["train.learning_rate=1.0e-3"],
-                                                  "fast": ["train.learning_rate=1.0e-2"]}}, sort_keys=False))
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "config": str(config),
+                "common": ["train.steps=8"],
+                "variants": {"slow": ["train.learning_rate=1.0e-3"], "fast": ["train.learning_rate=1.0e-2"]},
+            },
+            sort_keys=False,
+        )
+    )
     done = run_bench("sweep.py", sweep, "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
@@ -58,8 +88,23 @@ def test_sweep_tables_each_variant(tmp_path):
 
 def test_speed_times_both_and_reports_the_ratio(tmp_path):
     pytest.importorskip("torch")
-    done = run_bench("speed.py", "--configs", "a", "--threads", 1, "--repeats", 1, "--seconds", 0.2,
-                     "--scale-mb", 0, "--skip", "cli,sampling,sweep", "--json", cwd=tmp_path)
+    done = run_bench(
+        "speed.py",
+        "--configs",
+        "a",
+        "--threads",
+        1,
+        "--repeats",
+        1,
+        "--seconds",
+        0.2,
+        "--scale-mb",
+        0,
+        "--skip",
+        "cli,sampling,sweep",
+        "--json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     [row] = report["training"]

@@ -44,8 +44,17 @@ def test_hello_trains_and_samples_hello(in_tmp):
 
 
 def test_shakespeare_lowers_val_loss(in_tmp, shakespeare):
-    result = invoke("train", ROOT / "configs" / "shakespeare-128.yaml", "--set", f"data.path={shakespeare}",
-                    "--set", "train.steps=300", "--set", "train.eval_every=150", "--quiet")
+    result = invoke(
+        "train",
+        ROOT / "configs" / "shakespeare-128.yaml",
+        "--set",
+        f"data.path={shakespeare}",
+        "--set",
+        "train.steps=300",
+        "--set",
+        "train.eval_every=150",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     meta = json.loads((in_tmp / "runs" / "shakespeare-128" / "latest.json").read_text())
@@ -53,7 +62,9 @@ def test_shakespeare_lowers_val_loss(in_tmp, shakespeare):
     untrained, _ = mean_nll(StackedRNN(corpus.vocab.size, 128, 2), corpus.val, 50, 50)
     assert untrained > 4.0  # about ln(67): it knows nothing yet
     assert meta["metrics"]["best_val_loss"] < untrained - 1.5
-    sample = invoke("sample", "-c", in_tmp / "runs" / "shakespeare-128", "--prime", "ROMEO:", "-n", "200", "--seed", "3")
+    sample = invoke(
+        "sample", "-c", in_tmp / "runs" / "shakespeare-128", "--prime", "ROMEO:", "-n", "200", "--seed", "3"
+    )
     assert sample.exit_code == 0 and sample.stdout.startswith("ROMEO:") and sample.stdout.endswith("\n")
     again = invoke("sample", "-c", in_tmp / "runs" / "shakespeare-128", "--prime", "ROMEO:", "-n", "200", "--seed", "3")
     assert again.stdout == sample.stdout
@@ -128,8 +139,11 @@ def test_sample_errors(in_tmp):
     result = invoke("sample", "--prime", "hex!")
     assert result.exit_code == 2
     assert result.stderr == "Error: --prime: characters not in the model's vocabulary: '!', 'x'\n"
-    for args, option in [(["--length", "-1"], "--length"), (["--temperature", "-0.5"], "--temperature"),
-                         (["--top-k", "0"], "--top-k")]:
+    for args, option in [
+        (["--length", "-1"], "--length"),
+        (["--temperature", "-0.5"], "--temperature"),
+        (["--top-k", "0"], "--top-k"),
+    ]:
         result = invoke("sample", *args)
         assert result.exit_code == 2 and result.stderr.startswith(f"Error: {option}: expected"), result.stderr
     assert result.stdout == ""
@@ -145,11 +159,11 @@ def test_damaged_checkpoint_is_a_clear_error(in_tmp):
 
 def test_installed_command_runs(in_tmp):
     """`python -m charrnn` as a subprocess: the real process, exit codes and streams."""
-    done = subprocess.run([sys.executable, "-m", "charrnn", "train", ROOT / "configs" / "hello.yaml"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "charrnn", "train", ROOT / "configs" / "hello.yaml"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    done = subprocess.run([sys.executable, "-m", "charrnn", "sample", "--prime", "h"],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "charrnn", "sample", "--prime", "h"], capture_output=True, text=True)
     assert (done.returncode, done.stdout) == (0, "hello\n")
     done = subprocess.run([sys.executable, "-m", "charrnn", "train", "nope.yaml"], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (2, "Error: nope.yaml: no such config file\n")

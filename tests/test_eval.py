@@ -8,9 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from charrnn.cli import app
-from charrnn.config import load_config
 from charrnn.data import load_corpus
-from charrnn.evaluate import encode_text, mean_nll, novelty
+from charrnn.evaluate import encode_text, novelty
 from charrnn.run import load_trained
 from charrnn.vocab import BOS
 
@@ -80,8 +79,10 @@ def test_unknown_characters_are_an_error_or_skipped(trained, tmp_path):
     (tmp_path / "x.txt").write_text("the cat!\nthe Zebra!\n")
     result = invoke("eval", "-c", trained, tmp_path / "x.txt")
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == (f"Error: {tmp_path / 'x.txt'}: characters not in the model's vocabulary: "
-                             "'!' (2x), 'Z' (1x), 'b' (1x), 'r' (1x); drop them with --skip-unknown\n")
+    assert result.stderr == (
+        f"Error: {tmp_path / 'x.txt'}: characters not in the model's vocabulary: "
+        "'!' (2x), 'Z' (1x), 'b' (1x), 'r' (1x); drop them with --skip-unknown\n"
+    )
     skipped = invoke("eval", "-c", trained, tmp_path / "x.txt", "--skip-unknown", "--json")
     assert skipped.exit_code == 0
     assert skipped.stderr == "skipped 5 characters not in the vocabulary: '!' (2x), 'Z' (1x), 'b' (1x), 'r' (1x)\n"

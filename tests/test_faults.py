@@ -47,15 +47,27 @@ def assert_checkpoints_load(run_dir: Path) -> None:
 
 def test_sigint_and_sigterm_save_at_a_step_boundary_and_say_how_to_resume(in_tmp):
     path = write_config(in_tmp, train={"steps": 10**6, "checkpoint_every": 50, "eval_every": 50})
-    procs = {sig: subprocess.Popen(COMMAND + ["train", path.name, "-q", "--set", f"train.out_dir={sig.name}"],
-                                   cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for sig in (signal.SIGINT, signal.SIGTERM)}
+    procs = {
+        sig: subprocess.Popen(
+            COMMAND + ["train", path.name, "-q", "--set", f"train.out_dir={sig.name}"],
+            cwd=in_tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     for sig, proc in procs.items():
-        wait_until(lambda: latest_step(in_tmp / sig.name) >= 50, proc)
+        wait_until(lambda sig=sig: latest_step(in_tmp / sig.name) >= 50, proc)
     # one writer: while it runs, a second train into its directory is refused and changes nothing
     second = invoke("train", path, "-q", "--resume", "--set", "train.out_dir=SIGINT")
-    assert_one_line_error(second.exit_code, second.stdout, second.stderr, 1,
-                          f"another charrnn train (pid {procs[signal.SIGINT].pid}) is writing")
+    assert_one_line_error(
+        second.exit_code,
+        second.stdout,
+        second.stderr,
+        1,
+        f"another charrnn train (pid {procs[signal.SIGINT].pid}) is writing",
+    )
     for sig, proc in procs.items():
         proc.send_signal(sig)
     for sig, proc in procs.items():
@@ -79,8 +91,9 @@ def test_second_sigint_stops_at_once_and_keeps_the_last_checkpoint(in_tmp):
     """A real process, signalled twice in a row: the second lands in the step or in the interrupt's save
     (a few fsyncs); either way it exits 130 at once and leaves a checkpoint that loads."""
     path = write_config(in_tmp, train={"steps": 10**6, "checkpoint_every": 3})
-    proc = subprocess.Popen(COMMAND + ["train", path.name, "-q"], cwd=in_tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        COMMAND + ["train", path.name, "-q"], cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_until(lambda: latest_step(in_tmp / "runs/run") >= 3, proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.002)
@@ -88,8 +101,10 @@ def test_second_sigint_stops_at_once_and_keeps_the_last_checkpoint(in_tmp):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert "interrupted again: stopped at once; the last complete checkpoint is intact" in stderr \
+    assert (
+        "interrupted again: stopped at once; the last complete checkpoint is intact" in stderr
         or "interrupted at step" in stderr
+    )
     assert_checkpoints_load(in_tmp / "runs/run")
     assert not (in_tmp / "runs/run/lock").exists()
 
@@ -125,6 +140,7 @@ def _stop_at(k: int, signals: list):
     def report(event, info):
         if event == "step" and info["step"] == k:
             signals.append(signal.SIGINT)  # what the SIGINT handler does: the loop stops at the next boundary
+
     return report
 
 
@@ -146,7 +162,8 @@ CONFIG = {"model": {"dropout": 0.25}, "train": {"steps": 30, "eval_every": 4, "c
 
 
 def test_interrupted_at_step_k_and_resumed_matches_the_uninterrupted_run_bit_for_bit(in_tmp):
-    """k = 1, a validation step, a checkpoint step, an odd step, the epoch wrap (24 windows) and the step before last."""
+    """k = 1, a validation step, a checkpoint step, an odd step, the epoch wrap (24 windows) and the step
+    before last."""
     path = str(write_config(in_tmp, **CONFIG))
     run.train_run(path, ["train.out_dir=whole"])
     for k in (1, 4, 5, 11, 24, 29):
@@ -161,17 +178,22 @@ def test_interrupted_at_step_k_and_resumed_matches_the_uninterrupted_run_bit_for
 def test_kill_9_at_random_moments_then_resume_matches_the_uninterrupted_run(in_tmp):
     """SIGKILL the real command while it writes a checkpoint every step; every time, latest.json and best.json
     load; resumed to the end, the run equals one that was never killed, bit for bit."""
-    path = write_config(in_tmp, model={"dropout": 0.2},
-                        train={"steps": 150, "eval_every": 3, "checkpoint_every": 1, "log_every": 1})
+    path = write_config(
+        in_tmp, model={"dropout": 0.2}, train={"steps": 150, "eval_every": 3, "checkpoint_every": 1, "log_every": 1}
+    )
     seldom = "train.checkpoint_every=1000"  # where checkpoints are not under test: each costs a few fsyncs
     run.train_run(str(path), ["train.out_dir=whole", seldom])
     run_dir, chance, kills = in_tmp / "killed", random.Random(0), 0
     for _ in range(5):
         before = latest_step(run_dir)
         resume = ["--resume"] if before >= 0 else []
-        proc = subprocess.Popen(COMMAND + ["train", path.name, "-q", "--set", "train.out_dir=killed", *resume],
-                                cwd=in_tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_until(lambda: latest_step(run_dir) > before or proc.poll() is not None, proc)
+        proc = subprocess.Popen(
+            COMMAND + ["train", path.name, "-q", "--set", "train.out_dir=killed", *resume],
+            cwd=in_tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        wait_until(lambda before=before, proc=proc: latest_step(run_dir) > before or proc.poll() is not None, proc)
         time.sleep(chance.uniform(0, 0.1))
         proc.kill()
         proc.wait()

@@ -79,7 +79,9 @@ def test_http_error_and_bad_arguments(server, tmp_path):
     missing = get("--to", tmp_path, "--url", f"{base}/nope.txt")
     assert missing.exit_code == 1 and "(HTTP 404 " in missing.stderr
     unknown = runner.invoke(app, ["data", "get", "tinystories"])
-    assert unknown.exit_code == 2 and unknown.stderr == "Error: tinystories: unknown data set (known: tinyshakespeare)\n"
+    assert (
+        unknown.exit_code == 2 and unknown.stderr == "Error: tinystories: unknown data set (known: tinyshakespeare)\n"
+    )
     bad_url = get("--to", tmp_path, "--url", "ftp://example.invalid/x")
     assert bad_url.exit_code == 2 and bad_url.stderr.startswith("Error: --url: expected an http:// or https://")
 
@@ -89,4 +91,3 @@ def test_a_different_file_in_the_way_is_kept(tmp_path):
     result = get("--to", tmp_path, "--url", "http://127.0.0.1:9/never-asked")
     assert result.exit_code == 1 and "move it away" in result.stderr
     assert (tmp_path / "tinyshakespeare.txt").read_text() == "my own notes"
-

@@ -21,8 +21,17 @@ def run_dir(tmp_path_factory):
 
 
 def test_printable_escapes_what_cannot_be_seen():
-    assert [printable(c) for c in "a \n\t\r\\\x00\u200bé"] == ["a", "␣", "\\n", "\\t", "\\r", "\\\\", "\\x00",
-                                                                "\\u200b", "é"]
+    assert [printable(c) for c in "a \n\t\r\\\x00\u200bé"] == [
+        "a",
+        "␣",
+        "\\n",
+        "\\t",
+        "\\r",
+        "\\\\",
+        "\\x00",
+        "\\u200b",
+        "é",
+    ]
 
 
 def test_json_holds_config_vocab_parameters_and_losses(run_dir):
@@ -36,13 +45,26 @@ def test_json_holds_config_vocab_parameters_and_losses(run_dir):
     assert info["best_val_loss"] == meta["metrics"]["best_val_loss"] and info["best_step"] in (20, 40)
     assert info["vocab"]["chars"] == Vocab.from_texts([TINY_TEXT]).chars
     V, H, L = info["vocab"]["size"], 16, 2
-    assert V == len(set(TINY_TEXT)) + 2
-    shapes = {"W_xh": [H, V], "W_hht.1": [H, H], "b_h.1": [H], "W_hht.2": [H, H], "b_h.2": [H],
-              "W_hhd.2": [H, H], "W_hy": [V, H], "b_y": [V]}
+    assert len(set(TINY_TEXT)) + 2 == V
+    shapes = {
+        "W_xh": [H, V],
+        "W_hht.1": [H, H],
+        "b_h.1": [H],
+        "W_hht.2": [H, H],
+        "b_h.2": [H],
+        "W_hhd.2": [H, H],
+        "W_hy": [V, H],
+        "b_y": [V],
+    }
     assert {k: v["shape"] for k, v in info["parameters"].items()} == shapes
     assert info["total_parameters"] == H * V + L * (H * H + H) + (L - 1) * H * H + V * H + V
-    assert info["config"]["model"] == {"hidden_size": 16, "num_layers": 2, "dropout": 0.0,
-                                       "init": "torch", "init_scale": None}
+    assert info["config"]["model"] == {
+        "hidden_size": 16,
+        "num_layers": 2,
+        "dropout": 0.0,
+        "init": "torch",
+        "init_scale": None,
+    }
 
 
 def test_text_report(run_dir):

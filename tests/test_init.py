@@ -28,7 +28,7 @@ def test_orthogonal_and_identity_set_the_gain_of_W_hht(scale):
     gain = 1.0 if scale is None else scale
     for l in range(1, L + 1):
         W = params("orthogonal", scale)[f"W_hht.{l}"]
-        np.testing.assert_allclose(W @ W.T, gain ** 2 * np.eye(H), atol=1e-12)
+        np.testing.assert_allclose(W @ W.T, gain**2 * np.eye(H), atol=1e-12)
         np.testing.assert_array_equal(params("identity", scale)[f"W_hht.{l}"], gain * np.eye(H))
     a, b = params("orthogonal", scale), params("torch")
     for name in a:

@@ -6,10 +6,10 @@ import pytest
 
 import charrnn.data
 import charrnn.vocab
+from charrnn.config import TrainConfig
 from charrnn.data import encode_records
 from charrnn.model import StackedRNN, cross_entropy
 from charrnn.optim import make_optimizer
-from charrnn.config import TrainConfig
 from charrnn.vocab import BOS, EOS, Vocab
 
 from .test_model import numeric_grad, rel_error
@@ -110,8 +110,7 @@ def test_encoding_in_pieces_and_groups_matches_a_plain_loop(monkeypatch, alphabe
     monkeypatch.setattr(charrnn.data, "_GROUP", 7)
     rng = np.random.default_rng(len(alphabet))
     for _ in range(30):
-        records = ["".join(rng.choice(list(alphabet), rng.choice([0, 1, 4, 9, 23])))
-                   for _ in range(rng.integers(1, 9))]
+        records = ["".join(rng.choice(list(alphabet), rng.choice([0, 1, 4, 9, 23]))) for _ in range(rng.integers(1, 9))]
         vocab = Vocab.from_texts(records)
         assert vocab.chars == sorted(set("".join(records)))
         ids = encode_records(records, vocab)

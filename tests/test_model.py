@@ -65,10 +65,17 @@ def test_params_follow_the_seed_orientation():
     model = StackedRNN(67, 16, 3)
     shapes = {k: v.shape for k, v in model.params.items()}
     assert shapes == {
-        "W_xh": (16, 67), "W_hht.1": (16, 16), "b_h.1": (16,),
-        "W_hht.2": (16, 16), "W_hhd.2": (16, 16), "b_h.2": (16,),
-        "W_hht.3": (16, 16), "W_hhd.3": (16, 16), "b_h.3": (16,),
-        "W_hy": (67, 16), "b_y": (67,),
+        "W_xh": (16, 67),
+        "W_hht.1": (16, 16),
+        "b_h.1": (16,),
+        "W_hht.2": (16, 16),
+        "W_hhd.2": (16, 16),
+        "b_h.2": (16,),
+        "W_hht.3": (16, 16),
+        "W_hhd.3": (16, 16),
+        "b_h.3": (16,),
+        "W_hy": (67, 16),
+        "b_y": (67,),
     }
     assert all(v.dtype == np.float32 for v in model.params.values())
 

@@ -12,7 +12,7 @@ from charrnn.optim import clip_grad_norm, learning_rate, make_optimizer, new_pla
 def test_clip_scales_all_gradients_together():
     grads = {"a": np.array([3.0, 0.0]), "b": np.array([[0.0], [4.0]])}
     assert clip_grad_norm(grads, 1.0) == pytest.approx(5.0)
-    total = np.sqrt(sum((g ** 2).sum() for g in grads.values()))
+    total = np.sqrt(sum((g**2).sum() for g in grads.values()))
     assert total == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_allclose(grads["a"] / grads["b"][1], [0.75, 0.0])
     grads = {"a": np.array([3.0, 4.0])}

@@ -34,8 +34,11 @@ def test_chart_dots_by_hand():
 
 def test_read_metrics_skips_what_a_crash_cut_short(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    rows = [{"step": 10, "train_loss": 3.0, "val_loss": None}, {"step": 20, "train_loss": 2.5, "val_loss": 2.7},
-            {"step": 30, "train_loss": float("nan"), "val_loss": None}]
+    rows = [
+        {"step": 10, "train_loss": 3.0, "val_loss": None},
+        {"step": 20, "train_loss": 2.5, "val_loss": 2.7},
+        {"step": 30, "train_loss": float("nan"), "val_loss": None},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 40, "train_lo')
     assert read_metrics(path) == ([(10, 3.0), (20, 2.5)], [(20, 2.7)])
 
@@ -54,8 +57,10 @@ def test_plot_a_run(run_dir):
 def test_plot_without_metrics_is_one_line(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path)])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: {tmp_path / 'metrics.jsonl'}: no metrics file; `charrnn train` writes one " \
-                            "into each run directory\n"
+    assert (
+        result.stderr == f"Error: {tmp_path / 'metrics.jsonl'}: no metrics file; `charrnn train` writes one "
+        "into each run directory\n"
+    )
 
 
 def test_png_without_matplotlib_says_how_to_get_it(run_dir, tmp_path, monkeypatch):

@@ -68,6 +68,7 @@ def _yaml(text: str | bytes):
         (d / "t.txt").write_text(TEXT)
         (d / "bad.yaml").write_bytes(text if isinstance(text, bytes) else text.encode())
         return [d / "bad.yaml"]
+
     return setup
 
 
@@ -76,6 +77,7 @@ def _data(raw: bytes, *extra):
         path = write_config(d)
         (d / "t.txt").write_bytes(raw)
         return [path, *extra]
+
     return setup
 
 
@@ -101,24 +103,60 @@ TRAIN_CASES = [
     ("yaml-unclosed", _yaml("data: {path: t.txt\n"), 2, ["bad.yaml:2:", "YAML syntax error"]),
     ("top-level-list", _yaml("- data\n"), 2, ["bad.yaml: expected a mapping of sections", "got list"]),
     ("section-not-mapping", _yaml("data: t.txt\n"), 2, ["bad.yaml: data: expected a mapping of keys"]),
-    ("unknown-section", _yaml("data:\n  path: t.txt\ntrian:\n  steps: 3\n"), 2,
-     ["bad.yaml: trian: unknown section (did you mean train?)"]),
-    ("unknown-key", _yaml("data:\n  path: t.txt\ntrain:\n  setps: 3\n"), 2,
-     ["bad.yaml: train.setps: unknown key (did you mean train.steps?)"]),
+    (
+        "unknown-section",
+        _yaml("data:\n  path: t.txt\ntrian:\n  steps: 3\n"),
+        2,
+        ["bad.yaml: trian: unknown section (did you mean train?)"],
+    ),
+    (
+        "unknown-key",
+        _yaml("data:\n  path: t.txt\ntrain:\n  setps: 3\n"),
+        2,
+        ["bad.yaml: train.setps: unknown key (did you mean train.steps?)"],
+    ),
     ("wrong-type", _cfg(train={"steps": "ten"}), 2, ["run.yaml: train.steps: expected a positive integer, got 'ten'"]),
     ("yaml-boolean", _cfg(data={"records": False}), 2, ["data.records", "a boolean"]),
-    ("exponent-without-dot", _yaml("data:\n  path: t.txt\ntrain:\n  learning_rate: 1e-3\n"), 2,
-     ["train.learning_rate", "write 1.0e-3"]),
-    ("exponent-without-sign", _yaml("data:\n  path: t.txt\ntrain:\n  learning_rate: 1.0e3\n"), 2,
-     ["train.learning_rate", "write 1.0e+3"]),
-    ("hidden-size-0", _cfg(model={"hidden_size": 0}), 2, ["run.yaml: model.hidden_size: expected a positive integer, got 0"]),
-    ("negative-lr", _cfg(train={"learning_rate": -0.1}), 2, ["train.learning_rate: expected a positive number, got -0.1"]),
-    ("val-fraction-1", _cfg(data={"val_fraction": 1.0}), 2, ["data.val_fraction: expected a number in [0, 1), got 1.0"]),
+    (
+        "exponent-without-dot",
+        _yaml("data:\n  path: t.txt\ntrain:\n  learning_rate: 1e-3\n"),
+        2,
+        ["train.learning_rate", "write 1.0e-3"],
+    ),
+    (
+        "exponent-without-sign",
+        _yaml("data:\n  path: t.txt\ntrain:\n  learning_rate: 1.0e3\n"),
+        2,
+        ["train.learning_rate", "write 1.0e+3"],
+    ),
+    (
+        "hidden-size-0",
+        _cfg(model={"hidden_size": 0}),
+        2,
+        ["run.yaml: model.hidden_size: expected a positive integer, got 0"],
+    ),
+    (
+        "negative-lr",
+        _cfg(train={"learning_rate": -0.1}),
+        2,
+        ["train.learning_rate: expected a positive number, got -0.1"],
+    ),
+    (
+        "val-fraction-1",
+        _cfg(data={"val_fraction": 1.0}),
+        2,
+        ["data.val_fraction: expected a number in [0, 1), got 1.0"],
+    ),
     ("seq-length-0", _cfg(train={"seq_length": 0}), 2, ["train.seq_length: expected a positive integer, got 0"]),
     ("nan-dropout", _cfg(model={"dropout": float("nan")}), 2, ["model.dropout", "nan"]),
     ("batch-too-large", _cfg(train={"batch_size": 500}), 2, ["run.yaml: train.batch_size: 500 tracks", "lower"]),
     ("no-data-path", _yaml("train:\n  steps: 3\n"), 2, ["bad.yaml: data.path: expected the path of a training text"]),
-    ("set-no-equals", lambda d: [write_config(d), "--set", "train.steps"], 2, ["--set train.steps: expected section.key=value"]),
+    (
+        "set-no-equals",
+        lambda d: [write_config(d), "--set", "train.steps"],
+        2,
+        ["--set train.steps: expected section.key=value"],
+    ),
     ("set-unknown-section", lambda d: [write_config(d), "--set", "trian.steps=3"], 2, ["did you mean train?"]),
     ("set-unknown-key", lambda d: [write_config(d), "--set", "train.stepz=3"], 2, ["did you mean train.steps?"]),
     ("set-unparsable", lambda d: [write_config(d), "--set", "train.steps=[1"], 2, ["--set train.steps=[1", "'[1'"]),
@@ -127,22 +165,50 @@ TRAIN_CASES = [
     ("data-directory", lambda d: [write_config(d, data={"path": "."})], 1, ["is a directory, expected a text file"]),
     ("data-empty", _data(b""), 1, ["t.txt: no text to train on"]),
     ("data-blank-lines", _data(b"\n\r\n  \n", "--set", "data.records=paragraph"), 1, ["no text to train on"]),
-    ("data-shorter-than-window", _data(b"hello world\n", "--set", "data.val_fraction=0"), 2,
-     ["train.batch_size: 4 tracks of seq_length + 1 = 9 ids need 36 training ids, the text gives 14"]),
+    (
+        "data-shorter-than-window",
+        _data(b"hello world\n", "--set", "data.val_fraction=0"),
+        2,
+        ["train.batch_size: 4 tracks of seq_length + 1 = 9 ids need 36 training ids, the text gives 14"],
+    ),
     ("data-no-validation-left", _data(b"hello world\n"), 2, ["data.val_fraction: 0.1 of 14 ids leaves no validation"]),
-    ("data-invalid-utf8", _data(TEXT.encode()[:100] + b"\xff\xfe" + TEXT.encode()), 1,
-     ["t.txt: byte 100 (0xff) is not valid utf-8", "data.encoding", "data.errors: replace"]),
-    ("data-unknown-encoding", lambda d: [write_config(d, data={"encoding": "klingon"})], 2,
-     ["data.encoding: unknown encoding 'klingon'"]),
-    ("data-lone-surrogate", _data(TEXT.encode() + b"\\ud800", "--set", "data.encoding=unicode_escape"), 1,
-     ["lone surrogate U+D800", "data.encoding"]),
-    ("out-dir-is-a-file", lambda d: [write_config(d, train={"out_dir": "t.txt"})], 2,
-     ["run.yaml: train.out_dir:", "t.txt exists and is not a directory"]),
-    ("model-too-large", _cfg(model={"hidden_size": 10**7}), 2,
-     ["run.yaml: model.hidden_size 10000000", "GiB per step", "lower them"]),
+    (
+        "data-invalid-utf8",
+        _data(TEXT.encode()[:100] + b"\xff\xfe" + TEXT.encode()),
+        1,
+        ["t.txt: byte 100 (0xff) is not valid utf-8", "data.encoding", "data.errors: replace"],
+    ),
+    (
+        "data-unknown-encoding",
+        lambda d: [write_config(d, data={"encoding": "klingon"})],
+        2,
+        ["data.encoding: unknown encoding 'klingon'"],
+    ),
+    (
+        "data-lone-surrogate",
+        _data(TEXT.encode() + b"\\ud800", "--set", "data.encoding=unicode_escape"),
+        1,
+        ["lone surrogate U+D800", "data.encoding"],
+    ),
+    (
+        "out-dir-is-a-file",
+        lambda d: [write_config(d, train={"out_dir": "t.txt"})],
+        2,
+        ["run.yaml: train.out_dir:", "t.txt exists and is not a directory"],
+    ),
+    (
+        "model-too-large",
+        _cfg(model={"hidden_size": 10**7}),
+        2,
+        ["run.yaml: model.hidden_size 10000000", "GiB per step", "lower them"],
+    ),
     ("resume-and-force", lambda d: [write_config(d), "--resume", "--force"], 2, ["--resume and --force: choose one"]),
-    ("option-bad-value", lambda d: [write_config(d), "--resume=maybe"], 2,
-     ["Option '--resume' does not take a value", "--help')"]),
+    (
+        "option-bad-value",
+        lambda d: [write_config(d), "--resume=maybe"],
+        2,
+        ["Option '--resume' does not take a value", "--help')"],
+    ),
     ("unknown-option", lambda d: [write_config(d), "--steps", "3"], 2, ["No such option: --steps"]),
 ]
 
@@ -202,11 +268,24 @@ def _text_changed(d):
 
 
 RESUME_CASES = [
-    ("latest-corrupted", _corrupt_latest, [], 1,
-     ["runs/run/latest.json: not a charrnn checkpoint", "best.json (step 12) is intact: copy it over latest.json",
-      "--force"]),
-    ("latest-gone-best-intact", _latest_gone, [], 1,
-     ["nothing to resume, there is no latest.json; best.json (step 12) is intact"]),
+    (
+        "latest-corrupted",
+        _corrupt_latest,
+        [],
+        1,
+        [
+            "runs/run/latest.json: not a charrnn checkpoint",
+            "best.json (step 12) is intact: copy it over latest.json",
+            "--force",
+        ],
+    ),
+    (
+        "latest-gone-best-intact",
+        _latest_gone,
+        [],
+        1,
+        ["nothing to resume, there is no latest.json; best.json (step 12) is intact"],
+    ),
     ("format-version", _version_99, [], 1, ["checkpoint format version 99, this charrnn reads version 1"]),
     ("not-a-checkpoint", _not_a_checkpoint, [], 1, ["latest.json: not a charrnn checkpoint"]),
     ("weights-truncated", _weights_truncated, [], 1, ["damaged (checksum does not match latest.json)"]),
@@ -214,14 +293,20 @@ RESUME_CASES = [
     ("weights-missing", _weights_missing, [], 1, ["is missing"]),
     ("weights-path-escapes", _weights_path_escape, [], 1, ["not a charrnn checkpoint", "../../t.txt"]),
     ("shape-mismatch", _wrong_shape, [], 1, ["latest.json: does not fit this config", "param/b_y"]),
-    ("config-changed", lambda d: None, ["--set", "model.hidden_size=16"], 2,
-     ["cannot resume, the config changed: model.hidden_size: 8 in the checkpoint, 16 now"]),
+    (
+        "config-changed",
+        lambda d: None,
+        ["--set", "model.hidden_size=16"],
+        2,
+        ["cannot resume, the config changed: model.hidden_size: 8 in the checkpoint, 16 now"],
+    ),
     ("text-changed", _text_changed, [], 1, ["cannot resume, the training text's characters changed"]),
 ]
 
 
-@pytest.mark.parametrize("damage, extra, code, fragments", [c[1:] for c in RESUME_CASES],
-                         ids=[c[0] for c in RESUME_CASES])
+@pytest.mark.parametrize(
+    "damage, extra, code, fragments", [c[1:] for c in RESUME_CASES], ids=[c[0] for c in RESUME_CASES]
+)
 def test_resume_refuses_a_bad_checkpoint_and_touches_nothing(in_tmp, trained, damage, extra, code, fragments):
     path = copy_run(trained, in_tmp)
     damage(in_tmp)
@@ -236,8 +321,15 @@ def test_a_run_directory_is_never_silently_overwritten(in_tmp, trained):
     (in_tmp / "runs/run/latest.json").unlink()  # best.json alone is still a run worth keeping
     before = snapshot(in_tmp / "runs")
     result = invoke("train", path, "-q")
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                          "already holds a run (best.json, weights-", "--resume", "--force")
+    assert_one_line_error(
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+        1,
+        "already holds a run (best.json, weights-",
+        "--resume",
+        "--force",
+    )
     assert snapshot(in_tmp / "runs") == before
     assert invoke("train", path, "-q", "--force").exit_code == 0
     assert_clean_run(in_tmp / "runs/run")
@@ -251,8 +343,12 @@ def _sample_setup(trained, d, damage=None):
 
 
 SAMPLE_CASES = [
-    ("prime-outside-vocab", ["--prime", "the ZOO\t"], 2,
-     ["--prime: characters not in the model's vocabulary: '\\t', 'O', 'Z'"]),
+    (
+        "prime-outside-vocab",
+        ["--prime", "the ZOO\t"],
+        2,
+        ["--prime: characters not in the model's vocabulary: '\\t', 'O', 'Z'"],
+    ),
     ("negative-length", ["--length", "-1"], 2, ["--length: expected an integer >= 0, got -1"]),
     ("negative-temperature", ["--temperature", "-0.5"], 2, ["--temperature: expected a finite number >= 0, got -0.5"]),
     ("infinite-temperature", ["--temperature", "inf"], 2, ["--temperature: expected a finite number >= 0, got inf"]),
@@ -273,15 +369,22 @@ def test_bad_sample_input_is_one_line(in_tmp, trained, args, code, fragments):
 
 def test_sample_without_a_run_says_how_to_train_one(in_tmp):
     result = invoke("sample")
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                          "no checkpoint under ./runs: train one first (charrnn train")
+    assert_one_line_error(
+        result.exit_code, result.stdout, result.stderr, 1, "no checkpoint under ./runs: train one first (charrnn train"
+    )
 
 
 def test_sample_from_a_damaged_checkpoint_names_the_intact_one(in_tmp, trained):
     run_dir = _sample_setup(trained, in_tmp, lambda d: (d / "runs/run/best.json").write_text("{"))
     result = invoke("sample", "--checkpoint", run_dir)
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                          "best.json: not a charrnn checkpoint", f"try --checkpoint {run_dir / 'latest.json'}")
+    assert_one_line_error(
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+        1,
+        "best.json: not a charrnn checkpoint",
+        f"try --checkpoint {run_dir / 'latest.json'}",
+    )
     assert invoke("sample", "--checkpoint", run_dir / "latest.json", "-n", "5").exit_code == 0
 
 
@@ -298,8 +401,13 @@ def test_second_writer_refused_and_a_dead_writers_lock_is_taken_over(in_tmp, tra
     with run.run_lock(run_dir):  # this process holds the directory, as a running `charrnn train` would
         before = snapshot(run_dir)
         result = invoke("train", path, "-q", "--resume", "--set", "train.steps=14")
-        assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                              f"another charrnn train (pid {os.getpid()}) is writing this run directory")
+        assert_one_line_error(
+            result.exit_code,
+            result.stdout,
+            result.stderr,
+            1,
+            f"another charrnn train (pid {os.getpid()}) is writing this run directory",
+        )
         assert snapshot(run_dir) == before
     # a lock file whose writer is gone, even one naming a live pid (pids get reused), does not block
     (run_dir / "lock").write_text("1\n")
@@ -308,8 +416,9 @@ def test_second_writer_refused_and_a_dead_writers_lock_is_taken_over(in_tmp, tra
     assert_clean_run(run_dir)
 
 
-@pytest.mark.parametrize("code, strerror", [(errno.ENOSPC, "No space left on device"),
-                                            (errno.EROFS, "Read-only file system")])
+@pytest.mark.parametrize(
+    "code, strerror", [(errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")]
+)
 @pytest.mark.parametrize("target", ["weights-00000010", "latest.json", "metrics.jsonl"])
 def test_disk_full_or_read_only_mid_run(in_tmp, monkeypatch, code, strerror, target):
     """The writes of step 10 (its weights, latest.json, or its metrics line) fail: one line, exit 1, step 5 intact."""
@@ -350,8 +459,13 @@ def test_read_only_run_directory_at_start(in_tmp, trained, monkeypatch):
     monkeypatch.setattr(os, "open", read_only)
     result = invoke("train", path, "-q", "--resume", "--set", "train.steps=20")
     monkeypatch.undo()
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                          "runs/run/lock: cannot lock the run directory: Read-only file system")
+    assert_one_line_error(
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+        1,
+        "runs/run/lock: cannot lock the run directory: Read-only file system",
+    )
     assert snapshot(in_tmp / "runs") == before
 
 
@@ -390,9 +504,14 @@ def test_non_finite_steps_are_skipped_counted_and_never_saved(in_tmp, monkeypatc
 def test_a_run_that_keeps_failing_stops_with_the_last_finite_checkpoint(in_tmp, monkeypatch):
     patch_steps(monkeypatch, lambda n, loss, grads: loss if n < 7 else float("nan"))
     result = invoke("train", write_config(in_tmp, train={"steps": 40}), "-q")
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                          "loss or gradient was not finite for 10 steps in a row at step 16",
-                          "lower train.learning_rate")
+    assert_one_line_error(
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+        1,
+        "loss or gradient was not finite for 10 steps in a row at step 16",
+        "lower train.learning_rate",
+    )
     run_dir = in_tmp / "runs/run"
     assert_clean_run(run_dir)
     meta = checkpoint.load(run_dir / "latest.json")[0]
@@ -400,10 +519,15 @@ def test_a_run_that_keeps_failing_stops_with_the_last_finite_checkpoint(in_tmp, 
 
 
 def test_an_update_that_overflows_the_weights_stops_at_once(in_tmp):
-    path = write_config(in_tmp, train={"optimizer": "sgd", "learning_rate": 1.0e+300, "grad_clip": 0})
+    path = write_config(in_tmp, train={"optimizer": "sgd", "learning_rate": 1.0e300, "grad_clip": 0})
     result = invoke("train", path, "-q")
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                          "the update of step 1 (learning rate 1e+300) made the weights non-finite")
+    assert_one_line_error(
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+        1,
+        "the update of step 1 (learning rate 1e+300) made the weights non-finite",
+    )
     assert not (in_tmp / "runs").exists()  # it failed before its first checkpoint: nothing half-made remains
 
 
@@ -412,8 +536,9 @@ def test_a_non_finite_validation_loss_stops_the_run(in_tmp, monkeypatch):
 
     monkeypatch.setattr(train, "mean_nll", lambda *a: (float("inf"), 1))
     result = invoke("train", write_config(in_tmp), "-q")
-    assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1,
-                          "the validation loss at step 4 is not finite")
+    assert_one_line_error(
+        result.exit_code, result.stdout, result.stderr, 1, "the validation loss at step 4 is not finite"
+    )
 
 
 def test_checkpoint_save_refuses_non_finite_arrays(tmp_path):
@@ -430,8 +555,13 @@ def test_a_very_large_vocabulary_trains_and_samples(in_tmp):
     chars = [chr(c) for c in range(0x4E00, 0x4E00 + 20_000)] + [chr(c) for c in range(0x20000, 0x20000 + 50_000)]
     text = "".join(np.random.default_rng(0).permutation(chars))
     assert Vocab.from_texts([text]).id_dtype == np.uint32
-    path = write_config(in_tmp, text=text, data={"val_fraction": 0}, model={"hidden_size": 4, "num_layers": 1},
-                        train={"steps": 2, "batch_size": 2})
+    path = write_config(
+        in_tmp,
+        text=text,
+        data={"val_fraction": 0},
+        model={"hidden_size": 4, "num_layers": 1},
+        train={"steps": 2, "batch_size": 2},
+    )
     assert invoke("train", path, "-q").exit_code == 0
     result = invoke("sample", "--prime", text[:3], "-n", "4", "--seed", "0")
     assert result.exit_code == 0 and result.stdout.startswith(text[:3])
@@ -455,15 +585,23 @@ def test_the_installed_command_gives_one_line_errors(in_tmp, trained):
         (["sample", "-c", "runs/run", "-k", "zero"], 2, "'--top-k'"),
     ]
     before = snapshot(in_tmp / "runs")
-    procs = [subprocess.Popen(COMMAND + args, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for args, _, _ in cases]
-    for (args, code, fragment), proc in zip(cases, procs):
+    procs = [
+        subprocess.Popen(COMMAND + args, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args, _, _ in cases
+    ]
+    for (_args, code, fragment), proc in zip(cases, procs):
         stdout, stderr = proc.communicate(timeout=120)
         assert_one_line_error(proc.returncode, stdout, stderr, code, fragment)
     assert snapshot(in_tmp / "runs") == before
     empty = subprocess.run(COMMAND + ["sample"], cwd=in_tmp / "runs", capture_output=True, text=True, timeout=120)
     assert_one_line_error(empty.returncode, empty.stdout, empty.stderr, 1, "no checkpoint under ./runs")
     with open("/dev/full", "w") as full:  # stdout on a full disk
-        done = subprocess.run(COMMAND + ["sample", "-c", "runs/run", "-n", "5"], cwd=in_tmp, stdout=full,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            COMMAND + ["sample", "-c", "runs/run", "-n", "5"],
+            cwd=in_tmp,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     assert_one_line_error(done.returncode, "", done.stderr, 1, "cannot write to stdout: No space left on device")

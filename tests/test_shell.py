@@ -71,8 +71,11 @@ def test_sample_json_lines_carry_a_seed_that_redraws_them(run_dir):
 
 
 def test_log_prob_is_the_models_likelihood_of_the_continuation(run_dir):
-    line = json.loads(invoke("sample", "-c", run_dir, "--prime", "he", "-n", "30", "-t", "1.5", "--top-k", "4",
-                             "--seed", "7", "--json").stdout)
+    line = json.loads(
+        invoke(
+            "sample", "-c", run_dir, "--prime", "he", "-n", "30", "-t", "1.5", "--top-k", "4", "--seed", "7", "--json"
+        ).stdout
+    )
     _, vocab, model, _ = load_trained(run_dir)
     ids = [BOS, *vocab.encode(line["text"]).tolist()] + ([EOS] if line["ended"] else [])
     h, expected = model.zero_state(1), 0.0
@@ -105,17 +108,31 @@ def colour_codes(text: str) -> list[str]:
 def test_closed_pipe_is_quiet_for_every_verb(run_dir, tmp_path):
     """`| head` closes the pipe early: no traceback, no "Exception ignored", exit 1 as documented."""
     done = subprocess.run(
-        ["bash", "-c", f'"{sys.executable}" -m charrnn sample -c "{run_dir}" -n 5000 --num 40 --seed 1 '
-                       f'2>"{tmp_path}/err" | head -c 100; echo "${{PIPESTATUS[0]}}" >"{tmp_path}/rc"'],
-        capture_output=True, text=True)
+        [
+            "bash",
+            "-c",
+            f'"{sys.executable}" -m charrnn sample -c "{run_dir}" -n 5000 --num 40 --seed 1 '
+            f'2>"{tmp_path}/err" | head -c 100; echo "${{PIPESTATUS[0]}}" >"{tmp_path}/rc"',
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert len(done.stdout) == 100
     assert (tmp_path / "err").read_text() == "" and (tmp_path / "rc").read_text() == "1\n"
-    verbs = (["--help"], ["info", run_dir], ["runs", run_dir.parent], ["plot", run_dir],
-             ["visualize", "-c", run_dir, "--text", "she said", "--neuron", "0"])
+    verbs = (
+        ["--help"],
+        ["info", run_dir],
+        ["runs", run_dir.parent],
+        ["plot", run_dir],
+        ["visualize", "-c", run_dir, "--text", "she said", "--neuron", "0"],
+    )
     procs = []
     for args in verbs:  # side by side: each pays Python's start-up
-        procs.append(subprocess.Popen([sys.executable, "-m", "charrnn", *map(str, args)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "charrnn", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        )
         procs[-1].stdout.close()  # the reader is gone before the first write (start-up takes far longer)
     for args, proc in zip(verbs, procs):
         err = proc.stderr.read().decode()
@@ -153,8 +170,10 @@ def test_installed_completion_completes_verbs_and_options(tmp_path):
     assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
 
     def complete(*words):
-        line = f"source '{script}'; COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}; " \
-               "_charrnn_completion charrnn; printf '%s\\n' \"${COMPREPLY[@]}\""  # bash passes the command as $1
+        line = (
+            f"source '{script}'; COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}; "
+            "_charrnn_completion charrnn; printf '%s\\n' \"${COMPREPLY[@]}\""
+        )  # bash passes the command as $1
         return subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env).stdout.split()
 
     assert complete("charrnn", "vis") == ["visualize"]
@@ -171,11 +190,26 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(run_dir):
     assert no_color.exit_code == 0 and colour_codes(no_color.stdout) == []
     visual = invoke("visualize", "-c", run_dir, "--text", "he said", "--neuron", "0", env={**env, "FORCE_COLOR": "1"})
     assert any(int(c) >= 40 for c in colour_codes(visual.stdout))  # backgrounds carry the activation
-    visual = invoke("visualize", "-c", run_dir, "--text", "he said", "--neuron", "0",
-                    env={**env, "FORCE_COLOR": "1", "NO_COLOR": "1"})
+    visual = invoke(
+        "visualize",
+        "-c",
+        run_dir,
+        "--text",
+        "he said",
+        "--neuron",
+        "0",
+        env={**env, "FORCE_COLOR": "1", "NO_COLOR": "1"},
+    )
     assert colour_codes(visual.stdout) == [] and "▁ -1" in visual.stdout  # the ▁..█ row stands in for colour
-    trained = invoke("train", run_dir / "config.yaml", "--set", f"train.out_dir={run_dir.parent / 'again'}",
-                     "--set", "train.steps=3", env=env)
+    trained = invoke(
+        "train",
+        run_dir / "config.yaml",
+        "--set",
+        f"train.out_dir={run_dir.parent / 'again'}",
+        "--set",
+        "train.steps=3",
+        env=env,
+    )
     assert trained.exit_code == 0 and "\x1b" not in trained.stderr  # no bar redraws off a terminal
 
 
@@ -204,8 +238,18 @@ def test_runs_lists_step_best_val_loss_and_age(tmp_path, monkeypatch):
 def test_example_configs_train_and_sample(config, tmp_path):
     # one BLAS thread: on a busy 2-core machine OpenBLAS's spinning threads make these (32, 128) products 10x slower
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    done = charrnn("train", ROOT / "configs" / f"{config}.yaml", "-q", "--set", "train.steps=2",
-                   "--set", "train.eval_every=2", "--set", f"train.out_dir={tmp_path / config}", env=env)
+    done = charrnn(
+        "train",
+        ROOT / "configs" / f"{config}.yaml",
+        "-q",
+        "--set",
+        "train.steps=2",
+        "--set",
+        "train.eval_every=2",
+        "--set",
+        f"train.out_dir={tmp_path / config}",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     meta = json.loads((tmp_path / config / "latest.json").read_text())
     assert meta["step"] == 2 and meta["metrics"]["best_val_loss"] is not None
@@ -216,8 +260,9 @@ def test_example_configs_train_and_sample(config, tmp_path):
 def test_example_data_is_small_and_names_are_reproducible(tmp_path):
     names = ROOT / "data" / "names.txt"
     assert names.stat().st_size < 100_000 and (ROOT / "data" / "charrnn-code.txt").stat().st_size < 300_000
-    done = subprocess.run([sys.executable, ROOT / "data" / "make_names.py", tmp_path / "names.txt"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, ROOT / "data" / "make_names.py", tmp_path / "names.txt"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "names.txt").read_text() == names.read_text()
     lines = names.read_text().splitlines()

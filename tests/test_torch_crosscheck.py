@@ -30,12 +30,12 @@ def torch_loss_and_grads(model, inputs, targets, h0):
     h0_t = torch.tensor(h0, requires_grad=True)
     outs, h_last = [], []
     for b in range(B):
-        h = h0_t[:, b:b + 1]
+        h = h0_t[:, b : b + 1]
         starts = [0] + [t for t in range(1, T) if inputs[t, b] == BOS] + [T]
         for s, e in zip(starts, starts[1:]):
             if inputs[s, b] == BOS:
                 h = torch.zeros_like(h)
-            o, h = rnn(x[s:e, b:b + 1], h)
+            o, h = rnn(x[s:e, b : b + 1], h)
             outs.append(o)
         h_last.append(h)
     # outs are in (b, t) order; rebuild time-major (T, B, H)
@@ -59,7 +59,7 @@ def _split(outs, inputs):
     groups, i = [], 0
     for b in range(B):
         n = 1 + sum(1 for t in range(1, T) if inputs[t, b] == BOS)
-        groups.append(outs[i:i + n])
+        groups.append(outs[i : i + n])
         i += n
     return groups
 

@@ -4,7 +4,6 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 import charrnn.train as train_mod
@@ -21,8 +20,9 @@ def tiny(tmp_path, **train_keys):
     (tmp_path / "t.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 40)
     path = tmp_path / "tiny.yaml"
     keys = {"seq_length": 8, "batch_size": 4, "steps": 40, "eval_every": 5, "checkpoint_every": 100, **train_keys}
-    path.write_text("data:\n  path: t.txt\nmodel:\n  hidden_size: 16\ntrain:\n"
-                    + "".join(f"  {k}: {v}\n" for k, v in keys.items()))
+    path.write_text(
+        "data:\n  path: t.txt\nmodel:\n  hidden_size: 16\ntrain:\n" + "".join(f"  {k}: {v}\n" for k, v in keys.items())
+    )
     return path
 
 
@@ -49,8 +49,9 @@ def run_loop(path, val_losses=None, seconds_per_step=None, monkeypatch=None):
 
 
 def test_max_seconds_stops_cleanly_measures_and_saves(tmp_path, monkeypatch):
-    summary, events, saves = run_loop(tiny(tmp_path, max_seconds=11.5), seconds_per_step=1.0, monkeypatch=monkeypatch,
-                                      val_losses=[3.0, 2.0, 1.5])
+    summary, events, saves = run_loop(
+        tiny(tmp_path, max_seconds=11.5), seconds_per_step=1.0, monkeypatch=monkeypatch, val_losses=[3.0, 2.0, 1.5]
+    )
     assert (summary["step"], summary["stop_reason"], summary["interrupted"]) == (12, "max_seconds", False)
     # validations at 5 and 10, then one where time ran out, so the best checkpoint can be the last step
     assert [i["step"] for e, i in events if e == "eval"] == [5, 10, 12]
@@ -59,8 +60,9 @@ def test_max_seconds_stops_cleanly_measures_and_saves(tmp_path, monkeypatch):
 
 def test_early_stop_counts_validations_without_a_new_best(tmp_path, monkeypatch):
     path = tiny(tmp_path, early_stop_patience=3)
-    summary, events, saves = run_loop(path, val_losses=[3.0, 2.0, 2.5, 1.9, 2.0, 2.1, 2.2, 9, 9],
-                                      monkeypatch=monkeypatch)
+    summary, events, saves = run_loop(
+        path, val_losses=[3.0, 2.0, 2.5, 1.9, 2.0, 2.1, 2.2, 9, 9], monkeypatch=monkeypatch
+    )
     assert (summary["step"], summary["stop_reason"]) == (35, "early_stop")
     assert (summary["best_step"], summary["best_val_loss"], summary["evals_since_best"]) == (20, 1.9, 3)
     assert saves[-1] == (35, ("latest",))
@@ -103,6 +105,9 @@ def test_train_says_why_it_stopped(tmp_path, monkeypatch):
     assert "done: 0 steps (stopped: train.max_seconds reached), train loss -" in result.stderr
     meta = json.loads((tmp_path / "runs" / "tiny" / "latest.json").read_text())
     assert meta["step"] == 0
-    again = runner.invoke(app, ["train", str(tiny(tmp_path)), "--resume", "--json", "-q",
-                                "--set", "train.max_seconds=0"], catch_exceptions=False)
+    again = runner.invoke(
+        app,
+        ["train", str(tiny(tmp_path)), "--resume", "--json", "-q", "--set", "train.max_seconds=0"],
+        catch_exceptions=False,
+    )
     assert again.exit_code == 0 and json.loads(again.stdout)["stop_reason"] == "steps"

@@ -109,8 +109,10 @@ def test_predictions_are_the_five_likeliest_next_characters(run_dir):
 def test_top_reports_the_features_it_could_not_rank(run_dir):
     result = invoke("visualize", "-c", run_dir, "--text", "he said that", "--top", "2")
     assert result.exit_code == 0
-    assert result.stderr == ("inside quotes: constant in this text, no unit ranked for it\n"
-                             "inside parentheses: constant in this text, no unit ranked for it\n")
+    assert result.stderr == (
+        "inside quotes: constant in this text, no unit ranked for it\n"
+        "inside parentheses: constant in this text, no unit ranked for it\n"
+    )
     titles = [line for line in result.stdout.splitlines() if line.startswith("layer ")]
     assert len(titles) == 2 and all(t.endswith("with position in line") for t in titles)
 
@@ -118,23 +120,27 @@ def test_top_reports_the_features_it_could_not_rank(run_dir):
 def test_html_page_is_self_contained(run_dir, tmp_path):
     (tmp_path / "in.txt").write_text('he said "stop" (twice)\nshe ran')
     page = tmp_path / "units.html"
-    result = invoke("visualize", "-c", run_dir, "--text", tmp_path / "in.txt", "--top", "1", "--predictions",
-                    "--html", page)
+    result = invoke(
+        "visualize", "-c", run_dir, "--text", tmp_path / "in.txt", "--top", "1", "--predictions", "--html", page
+    )
     assert result.exit_code == 0 and result.stdout == "" and result.stderr == f"wrote {page}\n"
     html = page.read_text()
     assert html.startswith("<!doctype html>") and "<script" not in html and not re.search(r"(src|href)=", html)
-    assert html.count("<h2>") == 3 and html.count('class="col"') == 3 * (len("he said \"stop\" (twice)") + 1 + 7)
+    assert html.count("<h2>") == 3 and html.count('class="col"') == 3 * (len('he said "stop" (twice)') + 1 + 7)
     assert html.count('class="p"') == 5 * html.count('class="col"')
     assert "&quot;" in html and "with inside quotes</h2>" in html
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--text", "xyz!"], "Error: --text: characters not in the model's vocabulary: '!', 'x', 'y', 'z'\n"),
-    (["--text", "he", "--neuron", "1", "--top", "2"], "Error: --neuron and --top: give one of them\n"),
-    (["--text", "he", "--layer", "3"], "Error: --layer: expected 1..2 (the model has 2 layers), got 3\n"),
-    (["--text", "he", "--neuron", "16"], "Error: --neuron: expected 0..15 (each layer has 16 units), got 16\n"),
-    (["--text", "h"], "Error: --text: too short to rank units (no feature varies in it); pick one with --neuron\n"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--text", "xyz!"], "Error: --text: characters not in the model's vocabulary: '!', 'x', 'y', 'z'\n"),
+        (["--text", "he", "--neuron", "1", "--top", "2"], "Error: --neuron and --top: give one of them\n"),
+        (["--text", "he", "--layer", "3"], "Error: --layer: expected 1..2 (the model has 2 layers), got 3\n"),
+        (["--text", "he", "--neuron", "16"], "Error: --neuron: expected 0..15 (each layer has 16 units), got 16\n"),
+        (["--text", "h"], "Error: --text: too short to rank units (no feature varies in it); pick one with --neuron\n"),
+    ],
+)
 def test_bad_options_are_one_line_exit_2(run_dir, args, message):
     result = invoke("visualize", "-c", run_dir, *args)
     assert (result.exit_code, result.stderr, result.stdout) == (2, message, "")

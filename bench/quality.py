@@ -55,10 +55,10 @@ import torch  # noqa: E402
 
 from charrnn.config import load_config  # noqa: E402
 from charrnn.data import Corpus, load_corpus, make_tracks, window, windows_per_epoch  # noqa: E402
-from charrnn.evaluate import EVAL_WINDOW, mean_nll  # noqa: E402
+from charrnn.evaluation import EVAL_WINDOW, mean_nll  # noqa: E402
 from charrnn.model import StackedRNN  # noqa: E402
 from charrnn.optim import learning_rate  # noqa: E402
-from charrnn.train import new_state, train  # noqa: E402
+from charrnn.training import new_state, train  # noqa: E402
 from charrnn.vocab import BOS  # noqa: E402
 
 torch.set_num_threads(args.threads)
@@ -72,7 +72,7 @@ def log(text: str) -> None:
 
 
 def run_charrnn(cfg, corpus, steps: int, seconds: float) -> list[tuple[int, float, dict]]:
-    """Train with charrnn.train.train; returns (step, training seconds, params) every args.every steps."""
+    """Train with charrnn.training.train; returns (step, training seconds, params) every args.every steps."""
     race = replace(cfg, train=replace(cfg.train, steps=steps, max_seconds=seconds, checkpoint_every=args.every))
     state = new_state(race, corpus.vocab.size)
     snapshots = [(0, 0.0, {k: v.copy() for k, v in state.model.params.items()})]
@@ -123,7 +123,7 @@ def torch_optimizer(cfg, parameters):
 
 
 def run_torch(cfg, corpus, init: dict, steps: int, seconds: float):
-    """The loop of charrnn.train for torch; returns (step, training seconds, state_dicts) like run_charrnn."""
+    """The loop of charrnn.training for torch; returns (step, training seconds, state_dicts) like run_charrnn."""
     t, V = cfg.train, corpus.vocab.size
     T, B = t.seq_length, t.batch_size
     rnn, out = torch_model(cfg, init)
@@ -165,7 +165,7 @@ def run_torch(cfg, corpus, init: dict, steps: int, seconds: float):
 
 
 def torch_nll(rnn, out, ids: np.ndarray, num_tracks: int, chunk: int) -> float:
-    """charrnn.evaluate.mean_nll for the torch model: same tracks, pads and scored targets."""
+    """charrnn.evaluation.mean_nll for the torch model: same tracks, pads and scored targets."""
     inputs, targets = ids[:-1], ids[1:]
     B = min(num_tracks, len(targets))
     n = -(-len(targets) // B)

@@ -152,7 +152,7 @@ def sample_model():
 def charrnn_sample():
     import numpy as np
 
-    from charrnn.sample import sample
+    from charrnn.sampling import sample
 
     model, vocab = sample_model()
 

@@ -5,7 +5,8 @@ weights file `weights-<step>-<sha256 prefix>.npz` and that file's sha256. Writes
 file in the same folder, are flushed and fsynced, then renamed: the weights first, the JSON after,
 and only then are weights that no JSON names deleted. A kill at any moment therefore leaves each
 JSON naming a complete, matching weights file: the old checkpoint or the new one, never a broken one.
-Loading never executes code: JSON, and npz with allow_pickle=False.
+Loading never executes code: JSON, and npz with allow_pickle=False. `load_trained` turns a
+checkpoint back into the config, vocabulary and model that `sample`, `eval`, `info` and `visualize` use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CharrnnError, CheckpointError
+from .config import Config, config_from_dict
+from .errors import CharrnnError, CheckpointError, ConfigError
+from .model import StackedRNN
+from .vocab import Vocab
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1
@@ -169,3 +173,25 @@ def load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     except (ValueError, OSError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"{weights}: damaged ({err})") from None
     return meta, arrays
+
+
+def load_trained(path: str | Path | None, prefer: str = "best") -> tuple[Config, Vocab, StackedRNN, dict]:
+    """Config, vocabulary, model and meta of a saved checkpoint (see resolve for `path`)."""
+    json_path = resolve(path, prefer)
+    try:
+        meta, arrays = load(json_path)
+    except CheckpointError as err:
+        others = [p for p in (json_path.with_name(f"{k}.json") for k in KINDS) if p != json_path and p.is_file()]
+        raise CheckpointError(f"{err}{f'; try --checkpoint {others[0]}' if others else ''}") from None
+    try:
+        cfg = config_from_dict(meta.get("config"), str(json_path))
+        vocab = Vocab.from_json(meta["vocab"])
+    except (ConfigError, KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{json_path}: damaged metadata: {err}") from None
+    model = StackedRNN(vocab.size, cfg.model.hidden_size, cfg.model.num_layers, dtype=np.float32)
+    for name, dst in model.params.items():
+        src = arrays.get(f"param/{name}")
+        if src is None or src.shape != dst.shape:
+            raise CheckpointError(f"{json_path}: weights {name} missing or of the wrong shape for its config")
+        dst[...] = src
+    return cfg, vocab, model, meta

@@ -6,28 +6,18 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
-from . import checkpoint, fetch, runs_list, units
-from . import info as checkpoint_info
-from . import plot as loss_plot
-from . import visualize as unit_view
-from .assess import assess
-from .draw import draw_seed, record, samples
+from . import commands, datasets
+from .commands.output import err_console
 from .errors import CharrnnError, ConfigError
-from .progress import Reporter
-from .run import load_trained, stop_on_signals, train_run
 
 _UsageError = typer.BadParameter.__bases__[0]  # click's UsageError, from whichever click typer ships with
 
@@ -52,7 +42,7 @@ def _usage_line(active: bool) -> Iterator[None]:
         if not active:
             raise
         where = err.ctx.command_path if err.ctx is not None else "charrnn"
-        _err().print(f"Error: {err.format_message()} (see '{where} --help')", markup=False)
+        err_console().print(f"Error: {err.format_message()} (see '{where} --help')", markup=False)
         raise typer.Exit(2) from None
 
 
@@ -68,10 +58,6 @@ app = typer.Typer(
 )
 
 
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # per call: runners capture it
-
-
 # a path or value holding a line break must not break the error's single line
 _ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
@@ -81,8 +67,13 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except CharrnnError as err:
-        _err().print(f"Error: {str(err).translate(_ONE_LINE)}", markup=False)
+        err_console().print(f"Error: {str(err).translate(_ONE_LINE)}", markup=False)
         raise typer.Exit(err.exit_code) from None
+
+
+def _check(option: str, value, ok: bool, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{option}: expected {expected}, got {value!r}")
 
 
 @app.command()
@@ -101,61 +92,8 @@ def train(
     Example: charrnn train configs/shakespeare.yaml --set train.steps=500
     """
     with _errors():
-        with stop_on_signals() as received:
-            reporter = Reporter(quiet=quiet)
-            try:
-                summary = train_run(config, set_, resume, force, reporter, received)
-            except (KeyboardInterrupt, Exception) as err:
-                # a second signal stops at once: as KeyboardInterrupt, or as whatever the code it hit made of it
-                if not isinstance(err, KeyboardInterrupt) and len(received) < 2:
-                    raise
-                reporter.close()
-                _err().print("interrupted again: stopped at once; the last complete checkpoint is intact")
-                raise typer.Exit(_signal_exit(received)) from None
-            finally:
-                reporter.close()
-        if as_json:
-            bits = {
-                f"{k}_bits_per_char": summary[k] / math.log(2) if summary[k] is not None else None
-                for k in ("train_loss", "val_loss", "best_val_loss")
-            }
-            _write_stdout(json.dumps({**summary, **bits}) + "\n")
-    err = _err()
-    if summary["interrupted"]:
-        again = ["charrnn", "train", config, *(a for s in set_ for a in ("--set", s)), "--resume"]
-        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}", markup=False)
-        err.print(f"resume with: {shlex.join(again)}", markup=False)
-        raise typer.Exit(_signal_exit(received))
-    if not quiet:
-        val = summary["best_val_loss"]
-        best = f", best val loss {val:.4f} at step {summary['best_step']}" if val is not None else ""
-        why = {
-            "max_seconds": " (stopped: train.max_seconds reached)",
-            "early_stop": " (stopped early: no new best val loss in train.early_stop_patience validations)",
-        }.get(summary["stop_reason"], "")
-        train_loss = "-" if summary["train_loss"] is None else f"{summary['train_loss']:.4f}"
-        err.print(
-            f"done: {summary['step']} steps{why}, train loss {train_loss}{best}; run directory {summary['run_dir']}"
-        )
-
-
-def _signal_exit(received: list[int]) -> int:
-    return 128 + int(received[-1]) if received else 130  # the shell's convention: 130 SIGINT, 143 SIGTERM
-
-
-def _write_stdout(text: str) -> None:
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise  # the reader left (`| head`): click exits quietly
-    except OSError as err:
-        raise CharrnnError(f"cannot write to stdout: {err.strerror}") from None
-
-
-def _check(option: str, value, ok: bool, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{option}: expected {expected}, got {value!r}")
+        code = commands.train.run(config, set_, resume, force, quiet, as_json)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -199,24 +137,7 @@ def sample(
         _check("--top-k", top_k, top_k is None or top_k >= 1, "an integer >= 1")
         _check("--seed", seed, seed is None or seed >= 0, "an integer >= 0")
         _check("--num", num, num >= 1, "an integer >= 1")
-        if prime == "-":
-            prime = sys.stdin.read().removesuffix("\n")
-        cfg, vocab, model, _ = load_trained(checkpoint)
-        unknown = vocab.unknown(prime)
-        if unknown:
-            raise ConfigError(f"--prime: characters not in the model's vocabulary: {', '.join(map(repr, unknown))}")
-        s = cfg.sample
-        length = s.length if length is None else length
-        temperature = s.temperature if temperature is None else temperature
-        top_k = s.top_k if top_k is None else top_k
-        for i, text in samples(
-            model, vocab, prime, length, temperature, top_k, draw_seed() if seed is None else seed, num
-        ):
-            if as_json:
-                line = json.dumps(record(model, vocab, prime, text, i, length, temperature, top_k))
-            else:
-                line = prime + text
-            _write_stdout(line + "\n")
+        commands.sample.run(checkpoint, prime, length, temperature, top_k, seed, num, as_json)
 
 
 @app.command()
@@ -235,8 +156,7 @@ def info(
       charrnn info runs/shakespeare --json | jq .total_parameters
     """
     with _errors():
-        described = checkpoint_info.describe(path)
-        _write_stdout(json.dumps(described) + "\n" if as_json else checkpoint_info.render(described))
+        commands.info.run(path, as_json)
 
 
 @app.command()
@@ -250,17 +170,8 @@ def runs(
     Example:
       charrnn runs --json | jq -r '.[] | select(.best_val_loss < 1.5) | .run'
     """
-    found, warnings = runs_list.list_runs(Path(root))
-    err = _err()
-    for warning in warnings:
-        err.print(f"warning: {warning}", markup=False)
-    if as_json:
-        with _errors():
-            _write_stdout(json.dumps(found) + "\n")
-    elif not found:
-        err.print(f"no runs under {root}", markup=False)
-    else:
-        runs_list.show(found, Console())
+    with _errors():
+        commands.runs.run(root, as_json)
 
 
 @app.command()
@@ -281,13 +192,7 @@ def plot(
     """
     with _errors():
         _check("--height", height, height >= 3, "an integer >= 3")
-        folder = loss_plot.run_folder(run_dir)
-        train_points, val_points = loss_plot.read_metrics(folder / "metrics.jsonl")
-        if png is not None:
-            loss_plot.save_png(train_points, val_points, str(folder), Path(png))
-            _err().print(f"wrote {png}", markup=False)
-            return
-    loss_plot.print_chart(folder, train_points, val_points, height, Console())
+        commands.plot.run(run_dir, png, height)
 
 
 @app.command()
@@ -325,17 +230,7 @@ def visualize(
       charrnn visualize --text "ROMEO: (aside) \"No\"" --neuron 17 --predictions --html unit17.html
     """
     with _errors():
-        source = checkpoint.resolve(checkpoint_)
-        _, vocab, model, _ = load_trained(source)
-        traced = units.trace(model, vocab, units.read_text_arg(text))
-        views, notes = units.select(traced, layer, neuron, top)
-        for note in notes:
-            _err().print(note, markup=False)
-        if html_file is not None:
-            unit_view.write_html(Path(html_file), traced, vocab, views, predictions, str(source))
-            _err().print(f"wrote {html_file}", markup=False)
-            return
-    unit_view.render_terminal(traced, vocab, views, predictions, Console())
+        commands.visualize.run(text, checkpoint_, layer, neuron, top, predictions, html_file)
 
 
 data_app = typer.Typer(help="Training texts: download a public one.", rich_markup_mode=None, no_args_is_help=True)
@@ -344,7 +239,7 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("get")
 def data_get(
-    name: str = typer.Argument(..., metavar="NAME", help=f"One of: {', '.join(fetch.DATASETS)}."),
+    name: str = typer.Argument(..., metavar="NAME", help=f"One of: {', '.join(datasets.DATASETS)}."),
     to: str = typer.Option("data", "--to", metavar="FOLDER", help="Where to save it."),
     url: str | None = typer.Option(
         None,
@@ -360,9 +255,7 @@ def data_get(
       charrnn data get tinyshakespeare && charrnn train configs/shakespeare.yaml
     """
     with _errors():
-        path, downloaded = fetch.get(name, Path(to), url)
-        _err().print(f"{'downloaded' if downloaded else 'already there, checksum ok:'} {path}", markup=False)
-        _write_stdout(f"{path}\n")
+        commands.data.get(name, to, url)
 
 
 @app.command("eval")
@@ -399,30 +292,7 @@ def eval_(
         _check("--novelty", novelty_chars, novelty_chars >= 0, "a number of characters >= 0")
         _check("--temperature", temperature, temperature is None or temperature >= 0, "a number >= 0")
         _check("--seed", seed, seed >= 0, "an integer >= 0")
-        result = assess(checkpoint, file, skip_unknown, novelty_chars, temperature, seed)
-        if result["skipped"]:
-            listed = ", ".join(f"{c!r} ({n}x)" for c, n in result["skipped"].items())
-            _err().print(
-                f"skipped {sum(result['skipped'].values())} characters not in the vocabulary: {listed}", markup=False
-            )
-        _write_stdout(json.dumps(result) + "\n" if as_json else _eval_lines(result))
-
-
-def _eval_lines(result: dict) -> str:
-    lines = [
-        f"loss {result['loss']:.4f} nats/token  {result['bpc']:.4f} bits/char  "
-        f"{result['tokens']} tokens  ({result['text']}, step {result['step']})"
-    ]
-    novel = result.get("novelty")
-    if novel:
-
-        def shares(by_n):
-            return "  ".join(f"{n}-grams {share:.3f}" for n, share in by_n.items() if share is not None)
-
-        lines.append(f"novel n-grams in {novel['sample_chars']} sampled chars: {shares(novel['sample'])}")
-        if novel["held_out"]:
-            lines.append(f"novel n-grams in as much held-out text: {shares(novel['held_out'])}")
-    return "".join(line + "\n" for line in lines)
+        commands.eval.run(checkpoint, file, as_json, skip_unknown, novelty_chars, temperature, seed)
 
 
 def main() -> None:

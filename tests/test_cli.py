@@ -12,7 +12,7 @@ from charrnn import checkpoint
 from charrnn.cli import app
 from charrnn.config import DataConfig
 from charrnn.data import load_corpus
-from charrnn.evaluate import mean_nll
+from charrnn.evaluation import mean_nll
 from charrnn.model import StackedRNN
 
 from .conftest import ROOT

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from charrnn.checkpoint import load_trained
 from charrnn.cli import app
 from charrnn.data import load_corpus
-from charrnn.evaluate import encode_text, novelty
-from charrnn.run import load_trained
+from charrnn.evaluation import encode_text, novelty
 from charrnn.vocab import BOS
 
 from .conftest import ROOT

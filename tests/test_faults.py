@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import checkpoint, run
+from charrnn import checkpoint
 from charrnn.model import StackedRNN
+from charrnn.run_dir import train_run
 
 from .helpers import COMMAND, assert_clean_run, assert_one_line_error, invoke, losses, write_config
 
@@ -165,13 +166,13 @@ def test_interrupted_at_step_k_and_resumed_matches_the_uninterrupted_run_bit_for
     """k = 1, a validation step, a checkpoint step, an odd step, the epoch wrap (24 windows) and the step
     before last."""
     path = str(write_config(in_tmp, **CONFIG))
-    run.train_run(path, ["train.out_dir=whole"])
+    train_run(path, ["train.out_dir=whole"])
     for k in (1, 4, 5, 11, 24, 29):
         out = [f"train.out_dir=k{k}"]
         signals = []
-        stopped = run.train_run(path, out, report=_stop_at(k, signals), signals=signals)
+        stopped = train_run(path, out, report=_stop_at(k, signals), signals=signals)
         assert stopped["interrupted"] and stopped["step"] == k
-        assert run.train_run(path, out, resume=True)["step"] == 30
+        assert train_run(path, out, resume=True)["step"] == 30
         assert_same_run(in_tmp / "whole", in_tmp / f"k{k}")
 
 
@@ -182,7 +183,7 @@ def test_kill_9_at_random_moments_then_resume_matches_the_uninterrupted_run(in_t
         in_tmp, model={"dropout": 0.2}, train={"steps": 150, "eval_every": 3, "checkpoint_every": 1, "log_every": 1}
     )
     seldom = "train.checkpoint_every=1000"  # where checkpoints are not under test: each costs a few fsyncs
-    run.train_run(str(path), ["train.out_dir=whole", seldom])
+    train_run(str(path), ["train.out_dir=whole", seldom])
     run_dir, chance, kills = in_tmp / "killed", random.Random(0), 0
     for _ in range(5):
         before = latest_step(run_dir)
@@ -204,6 +205,6 @@ def test_kill_9_at_random_moments_then_resume_matches_the_uninterrupted_run(in_t
             break
     assert kills >= 3  # the run was really cut, more than once
     if latest_step(run_dir) < 150:
-        assert run.train_run(str(path), ["train.out_dir=killed", seldom], resume=True)["step"] == 150
+        assert train_run(str(path), ["train.out_dir=killed", seldom], resume=True)["step"] == 150
     assert_clean_run(run_dir)
     assert_same_run(in_tmp / "whole", run_dir)

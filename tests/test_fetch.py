@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charrnn.cli import app
-from charrnn.fetch import DATASETS
+from charrnn.datasets import DATASETS
 
 runner = CliRunner()
 

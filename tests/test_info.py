@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from charrnn import checkpoint
 from charrnn.cli import app
-from charrnn.info import printable
+from charrnn.commands.info import printable
 from charrnn.vocab import Vocab
 
 from .test_shell import TINY_TEXT, train_tiny

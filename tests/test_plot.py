@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charrnn.cli import app
-from charrnn.plot import LABEL_W, chart, read_metrics
+from charrnn.loss_chart import LABEL_W, chart, read_metrics
 
 from .test_shell import train_tiny
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint, run
+import charrnn.run_dir
+from charrnn import checkpoint
 from charrnn.model import StackedRNN
+from charrnn.run_dir import run_lock
 from charrnn.vocab import Vocab
 
 from .helpers import COMMAND, TEXT, assert_clean_run, assert_one_line_error, invoke, snapshot, write_config
@@ -398,7 +400,7 @@ def test_sample_tiny_temperature_is_greedy_not_nan(in_tmp, trained):
 def test_second_writer_refused_and_a_dead_writers_lock_is_taken_over(in_tmp, trained):
     path = copy_run(trained, in_tmp)
     run_dir = in_tmp / "runs/run"
-    with run.run_lock(run_dir):  # this process holds the directory, as a running `charrnn train` would
+    with run_lock(run_dir):  # this process holds the directory, as a running `charrnn train` would
         before = snapshot(run_dir)
         result = invoke("train", path, "-q", "--resume", "--set", "train.steps=14")
         assert_one_line_error(
@@ -432,7 +434,7 @@ def test_disk_full_or_read_only_mid_run(in_tmp, monkeypatch, code, strerror, tar
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "open", failing, raising=False)
-    monkeypatch.setattr(run, "open", failing, raising=False)
+    monkeypatch.setattr(charrnn.run_dir, "open", failing, raising=False)
     result = invoke("train", path, "-q")
     assert_one_line_error(result.exit_code, result.stdout, result.stderr, 1, f"cannot write: {strerror}")
     assert target.split("-")[0] in result.stderr
@@ -532,9 +534,9 @@ def test_an_update_that_overflows_the_weights_stops_at_once(in_tmp):
 
 
 def test_a_non_finite_validation_loss_stops_the_run(in_tmp, monkeypatch):
-    from charrnn import train
+    from charrnn import training
 
-    monkeypatch.setattr(train, "mean_nll", lambda *a: (float("inf"), 1))
+    monkeypatch.setattr(training, "mean_nll", lambda *a: (float("inf"), 1))
     result = invoke("train", write_config(in_tmp), "-q")
     assert_one_line_error(
         result.exit_code, result.stdout, result.stderr, 1, "the validation loss at step 4 is not finite"

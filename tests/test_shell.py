@@ -12,9 +12,9 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from charrnn.checkpoint import load_trained
 from charrnn.cli import app
 from charrnn.model import log_softmax
-from charrnn.run import load_trained
 from charrnn.vocab import BOS, EOS
 
 from .conftest import ROOT

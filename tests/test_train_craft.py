@@ -6,12 +6,12 @@ from types import SimpleNamespace
 import numpy as np
 from typer.testing import CliRunner
 
-import charrnn.train as train_mod
+import charrnn.training as train_mod
 from charrnn import checkpoint
 from charrnn.cli import app
 from charrnn.config import load_config
 from charrnn.data import load_corpus
-from charrnn.train import new_state, train
+from charrnn.training import new_state, train
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""`charrnn visualize` and charrnn.units: activations as training computes them, features, ranking, output."""
+"""`charrnn visualize` and charrnn.activations: activations as training computes them, features, ranking, output."""
 
 import re
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from charrnn.activations import Trace, correlations, features, top_units, trace
+from charrnn.checkpoint import load_trained
 from charrnn.cli import app
+from charrnn.heatmap import SPARK, guesses
 from charrnn.model import StackedRNN, forward, log_softmax
-from charrnn.run import load_trained
-from charrnn.units import Trace, correlations, features, top_units, trace
-from charrnn.visualize import SPARK, guesses
 from charrnn.vocab import BOS, Vocab
 
 from .conftest import ROOT

@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .output import err_console, write_stdout
+
 COLUMNS = ("run", "step", "best val loss", "age")
 
 
@@ -68,3 +70,17 @@ def show(runs: list[dict], console: Console) -> None:
     for run in runs:
         table.add_row(*_cells(run))
     console.print(table)
+
+
+def run(root: str, as_json: bool) -> None:
+    """List the runs under `root`: a table (plain columns off a terminal) or a JSON array on stdout."""
+    found, warnings = list_runs(Path(root))
+    err = err_console()
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False)
+    if as_json:
+        write_stdout(json.dumps(found) + "\n")
+    elif not found:
+        err.print(f"no runs under {root}", markup=False)
+    else:
+        show(found, Console())

@@ -17,7 +17,7 @@ import numpy as np
 from .config import Config
 from .data import Corpus, make_tracks, window, windows_per_epoch
 from .errors import CharrnnError
-from .evaluate import mean_nll
+from .evaluation import mean_nll
 from .model import StackedRNN
 from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer, new_plateau, plateau_update
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
-from . import checkpoint
-from .config import config_to_dict
-from .run import load_trained
-from .vocab import SPECIALS
+from .. import checkpoint
+from ..config import config_to_dict
+from ..vocab import SPECIALS
+from .output import write_stdout
 
 
 def printable(c: str) -> str:
@@ -27,7 +28,7 @@ def printable(c: str) -> str:
 def describe(path: str | Path | None) -> dict:
     """Everything `info` reports about the checkpoint at `path` (a run directory's latest, by default)."""
     json_path = checkpoint.resolve(path, prefer="latest")
-    cfg, vocab, model, meta = load_trained(json_path)
+    cfg, vocab, model, meta = checkpoint.load_trained(json_path)
     metrics = meta.get("metrics") or {}
     params = {name: {"shape": list(p.shape), "count": int(p.size)} for name, p in model.params.items()}
     return {
@@ -78,3 +79,8 @@ def render(info: dict) -> str:
         for key, value in values.items():
             lines.append(f"  {section}.{key}: {'null' if value is None else value}")
     return "\n".join(lines) + "\n"
+
+
+def run(path: str | None, as_json: bool) -> None:
+    described = describe(path)
+    write_stdout(json.dumps(described) + "\n" if as_json else render(described))

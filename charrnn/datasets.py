@@ -1,4 +1,4 @@
-"""`charrnn data get`: download a public training text, check its sha256, and write it atomically."""
+"""Public training texts: where each is published, its sha256, and a download that writes it atomically."""
 
 from __future__ import annotations
 

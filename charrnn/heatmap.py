@@ -1,9 +1,9 @@
-"""`charrnn visualize`: a text with each character's background coloured by one hidden unit's activation.
+"""A text with each character's background coloured by one hidden unit's activation.
 
 As in Karpathy, Johnson and Fei-Fei, "Visualizing and Understanding Recurrent Networks" (2015): each
 character shows tanh unit h_t^l[n] in [-1, 1] after reading it (red -1, white 0, blue +1), and
 `--predictions` adds under it the model's five likeliest next characters. In a terminal through Rich,
-or as one self-contained HTML page. What is shown comes from charrnn.units.
+or as one self-contained HTML page. What is shown comes from charrnn.activations.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
+from .activations import Trace, View
 from .errors import CharrnnError
-from .units import Trace, View
 from .vocab import BOS, EOS, SPECIALS, Vocab
 
 SPARK = "▁▂▃▄▅▆▇█"  # activation -1 .. +1 where there is no colour

@@ -11,6 +11,7 @@ from .config import Config
 from .data import encode_records, read_text, split_records, split_train_val
 from .errors import DataError
 from .model import StackedRNN
+from .sampling import sample
 from .vocab import BOS, EOS, Vocab
 
 EVAL_WINDOW = 1000  # steps per forward call when one track is carried through a whole text
@@ -101,3 +102,26 @@ def novelty(sample: list[str], reference: list[str], sizes=NOVELTY_SIZES) -> dic
         known = {r[i : i + n] for r in reference for i in range(len(r) - n + 1)}
         shares[n] = sum(g not in known for g in grams) / len(grams) if grams else None
     return shares
+
+
+def sampled_records(
+    model: StackedRNN, vocab: Vocab, length: int, temperature: float, top_k: int | None, rng: np.random.Generator
+) -> list[str]:
+    """Samples from <s>, one record each, until `length` characters (end tokens counted) are written."""
+    records, written = [], 0
+    while written < length:
+        text = sample(model, vocab, "", length - written, temperature, top_k, rng)
+        records.append(text)
+        written += len(text) + 1  # the end token counts, so a model that ends at once still finishes
+    return records
+
+
+def prefix(records: list[str], length: int) -> list[str]:
+    """The first `length` characters of a list of records, records kept apart."""
+    out = []
+    for r in records:
+        if length <= 0:
+            break
+        out.append(r[:length])
+        length -= len(r) + 1
+    return out

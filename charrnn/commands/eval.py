@@ -1,48 +1,23 @@
-"""What `charrnn eval` does: score a text under a trained model, and measure how novel its samples are."""
+"""`charrnn eval`: score a text under a trained model, and measure how novel its samples are."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 
-from . import checkpoint
-from .data import decode_text, read_text
-from .errors import DataError
-from .evaluate import encode_text, novelty, records_of, text_loss, training_split
-from .model import StackedRNN
-from .run import load_trained
-from .sample import sample
-from .vocab import Vocab
+from .. import checkpoint
+from ..data import decode_text, read_text
+from ..errors import DataError
+from ..evaluation import encode_text, novelty, prefix, records_of, sampled_records, text_loss, training_split
+from .output import err_console, write_stdout
 
 
 def _read(file: str, encoding: str, errors: str) -> tuple[str, str]:
     if file == "-":
         return decode_text(sys.stdin.buffer.read(), "<stdin>", encoding, errors), "<stdin>"
     return read_text(file, encoding, errors), file
-
-
-def sampled_records(
-    model: StackedRNN, vocab: Vocab, length: int, temperature: float, top_k: int | None, rng: np.random.Generator
-) -> list[str]:
-    """Samples from <s>, one record each, until `length` characters (end tokens counted) are written."""
-    records, written = [], 0
-    while written < length:
-        text = sample(model, vocab, "", length - written, temperature, top_k, rng)
-        records.append(text)
-        written += len(text) + 1  # the end token counts, so a model that ends at once still finishes
-    return records
-
-
-def _prefix(records: list[str], length: int) -> list[str]:
-    """The first `length` characters of a list of records, records kept apart."""
-    out = []
-    for r in records:
-        if length <= 0:
-            break
-        out.append(r[:length])
-        length -= len(r) + 1
-    return out
 
 
 def assess(
@@ -60,7 +35,7 @@ def assess(
     counts the characters --skip-unknown dropped.
     """
     json_path = checkpoint.resolve(checkpoint_path, "best")
-    cfg, vocab, model, meta = load_trained(json_path)
+    cfg, vocab, model, meta = checkpoint.load_trained(json_path)
     d = cfg.data
     # data.path is read only when needed: a FILE can be scored on a machine without the training text
     train, val, skipped = training_split(cfg, vocab, skip_unknown) if file is None or novelty_chars else (None,) * 3
@@ -85,7 +60,7 @@ def assess(
         t = cfg.sample.temperature if temperature is None else temperature
         reference = records_of(train, vocab)
         drawn = sampled_records(model, vocab, novelty_chars, t, cfg.sample.top_k, np.random.default_rng(seed))
-        held_out = _prefix(records_of(val, vocab), novelty_chars)
+        held_out = prefix(records_of(val, vocab), novelty_chars)
         result["novelty"] = {
             "sample_chars": novelty_chars,
             "temperature": t,
@@ -95,3 +70,40 @@ def assess(
             "held_out": novelty(held_out, reference) if held_out else None,
         }
     return result
+
+
+def run(
+    checkpoint_path: str | None,
+    file: str | None,
+    as_json: bool,
+    skip_unknown: bool,
+    novelty_chars: int,
+    temperature: float | None,
+    seed: int,
+) -> None:
+    """Print assess()'s result as lines or JSON; characters --skip-unknown dropped are counted on stderr."""
+    result = assess(checkpoint_path, file, skip_unknown, novelty_chars, temperature, seed)
+    if result["skipped"]:
+        listed = ", ".join(f"{c!r} ({n}x)" for c, n in result["skipped"].items())
+        err_console().print(
+            f"skipped {sum(result['skipped'].values())} characters not in the vocabulary: {listed}", markup=False
+        )
+    write_stdout(json.dumps(result) + "\n" if as_json else lines(result))
+
+
+def lines(result: dict) -> str:
+    """The plain report: the loss line, then the novelty lines when --novelty asked for them."""
+    out = [
+        f"loss {result['loss']:.4f} nats/token  {result['bpc']:.4f} bits/char  "
+        f"{result['tokens']} tokens  ({result['text']}, step {result['step']})"
+    ]
+    novel = result.get("novelty")
+    if novel:
+        out.append(f"novel n-grams in {novel['sample_chars']} sampled chars: {_shares(novel['sample'])}")
+        if novel["held_out"]:
+            out.append(f"novel n-grams in as much held-out text: {_shares(novel['held_out'])}")
+    return "".join(line + "\n" for line in out)
+
+
+def _shares(by_n: dict) -> str:
+    return "  ".join(f"{n}-grams {share:.3f}" for n, share in by_n.items() if share is not None)

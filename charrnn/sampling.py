@@ -1,4 +1,4 @@
-"""Generate text: start from <s>, feed the prime, then feed each sampled character back in."""
+"""Generate text: start from <s>, feed the prime, then feed each sampled character back in; and score what was drawn."""
 
 from __future__ import annotations
 
@@ -44,3 +44,15 @@ def sample(
         out.append(i)
         logits, h = model.step(np.array([i]), h)
     return vocab.decode(out)
+
+
+def log_prob(model: StackedRNN, vocab: Vocab, prime: str, text: str, ended: bool) -> float:
+    """Log-probability in nats of `text` after <s> + `prime` at temperature 1, with </s> if the sample ended there.
+
+    The model's own likelihood, whatever temperature or top-k drew the text: samples can be ranked by it.
+    """
+    ids = np.concatenate([[BOS], vocab.encode(prime), vocab.encode(text), [EOS] if ended else []]).astype(np.intp)
+    if len(ids) == 1:
+        return 0.0  # nothing was predicted
+    logp, _ = model.log_probs(ids[:-1, None], ids[1:, None])  # (T, 1), row j scores ids[j + 1]
+    return float(logp[len(prime) :, 0].sum(dtype=np.float64))

@@ -1,4 +1,4 @@
-"""`charrnn plot`: a run's train and validation loss from metrics.jsonl, drawn in braille in the terminal or as a PNG.
+"""A run's train and validation loss from metrics.jsonl, drawn in braille in the terminal or as a PNG.
 
 The terminal chart needs nothing beyond Rich: train loss is a braille line (2 x 4 dots per character cell),
 validation loss a `●` per evaluation, so the two stay apart even without colour.
@@ -14,7 +14,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from . import checkpoint
 from .errors import CharrnnError
 
 TRAIN_STYLE, VAL_STYLE, AXIS_STYLE = "cyan", "bold magenta", "dim"
@@ -31,14 +30,6 @@ DOT_BITS = {
     (1, 3): 0x80,
 }
 LABEL_W = 10  # characters left of the axis for the y labels
-
-
-def run_folder(arg: str | None) -> Path:
-    """The run directory named by RUN_DIR, or by a checkpoint file in it; None is the newest under ./runs."""
-    if arg is None:
-        return checkpoint.resolve(None).parent
-    path = Path(arg)
-    return path if path.is_dir() else path.parent
 
 
 def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:

@@ -25,8 +25,7 @@ from . import checkpoint
 from .config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from .data import Corpus, load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError
-from .model import StackedRNN
-from .train import TrainState, new_state, restore_state, state_arrays, state_meta, train
+from .training import TrainState, new_state, restore_state, state_arrays, state_meta, train
 from .vocab import Vocab
 
 # keys a resumed run may change: they decide how long, how often and where, never what a step computes
@@ -346,27 +345,3 @@ def _check_resumable(path: Path, meta: dict, cfg: Config, vocab: Vocab, data_sha
         raise CheckpointError(f"{path}: cannot resume, the training text's characters changed since the checkpoint")
     if meta.get("data_sha256") != data_sha256:
         raise CheckpointError(f"{path}: cannot resume, {cfg.data.path} is not the text the checkpoint was trained on")
-
-
-def load_trained(path: str | Path | None, prefer: str = "best") -> tuple[Config, Vocab, StackedRNN, dict]:
-    """Config, vocabulary, model and meta of a saved checkpoint (see checkpoint.resolve for `path`)."""
-    json_path = checkpoint.resolve(path, prefer)
-    try:
-        meta, arrays = checkpoint.load(json_path)
-    except CheckpointError as err:
-        others = [
-            p for p in (json_path.with_name(f"{k}.json") for k in checkpoint.KINDS) if p != json_path and p.is_file()
-        ]
-        raise CheckpointError(f"{err}{f'; try --checkpoint {others[0]}' if others else ''}") from None
-    try:
-        cfg = config_from_dict(meta.get("config"), str(json_path))
-        vocab = Vocab.from_json(meta["vocab"])
-    except (ConfigError, KeyError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{json_path}: damaged metadata: {err}") from None
-    model = StackedRNN(vocab.size, cfg.model.hidden_size, cfg.model.num_layers, dtype=np.float32)
-    for name, dst in model.params.items():
-        src = arrays.get(f"param/{name}")
-        if src is None or src.shape != dst.shape:
-            raise CheckpointError(f"{json_path}: weights {name} missing or of the wrong shape for its config")
-        dst[...] = src
-    return cfg, vocab, model, meta

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import typer
 from typer.core import TyperGroup
 
-from . import commands, datasets
+from . import __version__, commands, datasets
 from .commands.output import err_console
 from .errors import CharrnnError, ConfigError
 
@@ -60,6 +60,21 @@ app = typer.Typer(
 
 # a path or value holding a line break must not break the error's single line
 _ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"charrnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print charrnn's version and exit."
+    ),
+) -> None:
+    pass  # the options of `charrnn` itself, before any verb
 
 
 @contextmanager
@@ -161,7 +176,9 @@ def info(
 
 @app.command()
 def runs(
-    root: str = typer.Argument("runs", metavar="[FOLDER]", help="Where the run directories are."),
+    root: str | None = typer.Argument(
+        None, metavar="[FOLDER]", help="Where the run directories are; default ./runs (which may not exist yet)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array, one object per run."),
 ) -> None:
     """List the runs under ./runs (or FOLDER): step, best validation loss, age of the last checkpoint.

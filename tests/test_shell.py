@@ -160,6 +160,13 @@ def test_every_verb_has_help_with_an_example():
     assert "Exit codes: 0 ok, 1 runtime error" in top.stdout and "130 interrupted" in " ".join(top.stdout.split())
 
 
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    installed = charrnn("--version")  # the real process: an eager option must stop before any verb is needed
+    assert (installed.returncode, installed.stdout, installed.stderr) == (0, f"charrnn {version('charrnn')}\n", "")
+
+
 def test_installed_completion_completes_verbs_and_options(tmp_path):
     """--install-completion writes Typer's bash script; sourcing it completes with the real program."""
     bindir = Path(sys.executable).parent
@@ -232,6 +239,18 @@ def test_runs_lists_step_best_val_loss_and_age(tmp_path, monkeypatch):
     assert rows[0] == ["run", "step", "best val loss", "age"]
     assert rows[1][:3] == [str(Path("runs") / "a"), "20/20", f"{best:.4f}"] and re.fullmatch(r"\d+[smhd]", rows[1][3])
     assert len(rows) == 3
+
+
+def test_runs_refuses_a_folder_that_does_not_exist(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (["no-such-folder"], ["no-such-folder", "--json"]):
+        result = invoke("runs", *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (1, "", "Error: no-such-folder: no such folder\n")
+    (tmp_path / "a-file").write_text("x")
+    assert invoke("runs", "a-file").stderr == "Error: a-file: not a folder\n"
+    (tmp_path / "empty").mkdir()
+    empty = invoke("runs", "empty", "--json")
+    assert (empty.exit_code, empty.stdout, empty.stderr) == (0, "[]\n", "")
 
 
 @pytest.mark.parametrize("config", ["names", "code"])

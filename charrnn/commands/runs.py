@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import CharrnnError
 from .output import err_console, write_stdout
 
 COLUMNS = ("run", "step", "best val loss", "age")
@@ -72,8 +73,14 @@ def show(runs: list[dict], console: Console) -> None:
     console.print(table)
 
 
-def run(root: str, as_json: bool) -> None:
-    """List the runs under `root`: a table (plain columns off a terminal) or a JSON array on stdout."""
+def run(root: str | None, as_json: bool) -> None:
+    """List the runs under `root` (default ./runs): a table (plain columns off a terminal) or a JSON array.
+
+    A FOLDER that does not exist is a mistake, as for `ls`; ./runs before the first run is just empty.
+    """
+    if root is not None and not Path(root).is_dir():
+        raise CharrnnError(f"{root}: {'not a folder' if Path(root).exists() else 'no such folder'}")
+    root = "runs" if root is None else root
     found, warnings = list_runs(Path(root))
     err = err_console()
     for warning in warnings:

@@ -81,7 +81,7 @@ def save(run_dir: Path, arrays: dict[str, np.ndarray], meta: dict, kinds: tuple[
     if broken:
         raise CheckpointError(f"{run_dir}: not saving step {step}: {', '.join(broken)} not finite")
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stubs read **arrays as its allow_pickle
     data = buf.getvalue()
     sha = hashlib.sha256(data).hexdigest()
     weights = f"weights-{step:08d}-{sha[:12]}.npz"

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import typer
 from typer.core import TyperGroup
@@ -19,7 +20,9 @@ from . import __version__, commands, datasets
 from .commands.output import err_console
 from .errors import CharrnnError, ConfigError
 
-_UsageError = typer.BadParameter.__bases__[0]  # click's UsageError, from whichever click typer ships with
+# click's UsageError, from whichever click typer ships with (newer typers vendor their own copy); typed as its
+# subclass BadParameter, which has the same attributes
+_UsageError = cast("type[typer.BadParameter]", typer.BadParameter.__bases__[0])
 
 
 class _OneLineUsage(TyperGroup):

@@ -85,7 +85,7 @@ def _chunks(tr: Trace, width: int) -> list[list[int]]:
 def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: bool, console: Console) -> None:
     """Print each view; coloured backgrounds on a colour terminal, else a ▁..█ row under each line."""
     colour = console.color_system is not None and not console.no_color
-    top = guesses(tr.probs) if predictions else None
+    top = guesses(tr.probs) if predictions else np.empty((len(tr.text), 0), int)  # (N, guesses shown)
     if colour:
         legend = Text("activation  ")
         for v in (-1, -0.5, 0, 0.5, 1):
@@ -110,7 +110,7 @@ def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: boo
                     "".join(SPARK[round((float(view.values[i]) + 1) / 2 * (len(SPARK) - 1))] for i in chunk),
                     soft_wrap=True,
                 )
-            for rank in range(top.shape[1] if predictions else 0):
+            for rank in range(top.shape[1]):
                 row = Text()
                 for i in chunk:
                     g = int(top[i, rank])

@@ -40,7 +40,8 @@ def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, f
         raise CharrnnError(f"{path}: no metrics file; `charrnn train` writes one into each run directory") from None
     except OSError as err:
         raise CharrnnError(f"{path}: cannot read: {err.strerror}") from None
-    train, val = [], []
+    train: list[tuple[int, float]] = []
+    val: list[tuple[int, float]] = []
     for line in lines:
         try:
             m = json.loads(line)

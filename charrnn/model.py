@@ -59,33 +59,37 @@ def forward(
     # the keep mask is only built, and only applied, where a window holds <s>
     keep = (inputs != BOS)[:, :, None].astype(dtype) if any(restarts) else None  # (T, B, 1)
     pre = _scratch(work, "pre", (T, B, H), dtype)  # (T, B, H) each layer's input part, bias included
-    hs, ups, masks = [], [], []
-    up = None  # (T, B, H) what the layer below hands up
+    keep_t = list(keep) if keep is not None else []  # (B, 1) views, read only at steps that restart
+    hs: list[np.ndarray] = []
+    ups: list[np.ndarray] = []  # (T, B, H) what each layer hands up
+    masks: list[np.ndarray | None] = []
     for l in range(1, L + 1):
         W_hht, b_h = params[f"W_hht.{l}"], params[f"b_h.{l}"]
         if l == 1:  # a row gather of W_xh.T, the bias added to its V rows rather than to T*B
             np.take(params["W_xh"].T + b_h, inputs, axis=0, out=pre, mode="clip")  # ids checked above
         else:  # the whole window in one product
-            np.dot(up.reshape(T * B, H), params[f"W_hhd.{l}"].T, out=pre.reshape(T * B, H))
+            np.dot(ups[-1].reshape(T * B, H), params[f"W_hhd.{l}"].T, out=pre.reshape(T * B, H))
             pre += b_h
         h = _scratch(work, f"h.{l}", (T + 1, B, H), dtype)  # (T+1, B, H), h[0] = h0
         h[0] = h0[l - 1]
         h_t, pre_t, W_hht_T = list(h), list(pre), W_hht.T  # views made once: the loop below is call-bound
         for t in range(T):
             # zero rows whose input is <s>: state restarts at each start token
-            h_prev = h_t[t] * keep[t] if restarts[t] else h_t[t]
+            h_prev = h_t[t] * keep_t[t] if restarts[t] else h_t[t]
             np.dot(h_prev, W_hht_T, out=h_t[t + 1])
             np.add(h_t[t + 1], pre_t[t], out=h_t[t + 1])
             np.tanh(h_t[t + 1], out=h_t[t + 1])
         up = h[1:]
         mask = None
         if dropout > 0:
+            if rng is None:
+                raise ValueError("dropout needs an rng to draw its masks from")
             mask = (rng.random(up.shape) >= dropout).astype(dtype) / dtype.type(1 - dropout)  # (T, B, H)
             up = up * mask
         hs.append(h)
         ups.append(up)
         masks.append(mask)
-    logits = np.dot(up.reshape(T * B, H), params["W_hy"].T, out=_scratch(work, "logits", (T * B, V), dtype))
+    logits = np.dot(ups[-1].reshape(T * B, H), params["W_hy"].T, out=_scratch(work, "logits", (T * B, V), dtype))
     logits += params["b_y"]
     return logits, {
         "inputs": inputs,
@@ -215,7 +219,8 @@ class StackedRNN:
         self.params = init_params(
             vocab_size, hidden_size, num_layers, np.random.default_rng(seed), self.dtype, init, init_scale
         )
-        self._work = {}  # scratch arrays loss_and_grads and log_probs reuse from one window to the next
+        # scratch arrays loss_and_grads and log_probs reuse from one window to the next
+        self._work: dict[str, np.ndarray] = {}
 
     def zero_state(self, batch_size: int) -> np.ndarray:
         return np.zeros((self.num_layers, batch_size, self.hidden_size), self.dtype)  # (L, B, H)

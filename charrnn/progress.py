@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 
 def _fmt(value: float | None) -> str:
@@ -19,7 +19,7 @@ class Reporter:
         self.steps = self.chars_per_step = self.log_every = 0
         self.loss = self.val_loss = None
         self.bar: Progress | None = None
-        self.task = None
+        self.task = TaskID(0)  # the bar's one task, once there is a bar
 
     def __call__(self, event: str, info: dict) -> None:
         if self.quiet:

@@ -254,7 +254,7 @@ def train_run(
     except ConfigError as err:
         raise ConfigError(f"{config_path}: {err}") from None
     _check_memory(cfg, corpus.vocab.size, config_path)
-    out_dir = Path(cfg.train.out_dir)
+    out_dir = Path(cfg.train.out_dir or "")  # never empty: load_config resolves its default
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{config_path}: train.out_dir: {out_dir} exists and is not a directory")
     try:
@@ -290,8 +290,8 @@ def _train_in(
 ) -> dict:
     """What a run does while it holds the lock: resume or start over, save its config, train."""
     metrics_log = MetricsLog(out_dir / "metrics.jsonl", cfg.train.log_every)
-    digest = hashlib.sha256(corpus.train)
-    digest.update(corpus.val)  # two updates, not a concatenation: no copy of a large stream
+    digest = hashlib.sha256(corpus.train.data)
+    digest.update(corpus.val.data)  # two updates, not a concatenation: no copy of a large stream
     data_sha256 = digest.hexdigest()
     if resume and not _held(out_dir):
         # killed before its first checkpoint: resuming is starting, so a retry loop needs no special case

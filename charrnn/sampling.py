@@ -36,7 +36,7 @@ def sample(
     h = model.zero_state(1)  # (L, 1, H)
     for i in [BOS, *vocab.encode(prime).tolist()]:
         logits, h = model.step(np.array([i]), h)
-    out = []
+    out: list[int] = []
     while len(out) < length:
         i = pick(logits[0], temperature, top_k, rng)
         if i == EOS:

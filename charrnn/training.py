@@ -189,7 +189,8 @@ def train(
         if state.window == per_epoch:  # wrap around: a new epoch starts every track from zero
             state.window, state.epoch = 0, state.epoch + 1
             state.h = np.zeros_like(state.h)
-        kinds, early_stop = (), False
+        kinds: tuple[str, ...] = ()
+        early_stop = False
         if len(corpus.val) > 1 and (state.step % t.eval_every == 0 or state.step == t.steps):
             val_loss, improved = _validate(state, corpus, B, T)
             if state.step % t.eval_every == 0:

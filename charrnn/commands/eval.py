@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 
 import numpy as np
 
@@ -38,7 +39,10 @@ def assess(
     cfg, vocab, model, meta = checkpoint.load_trained(json_path)
     d = cfg.data
     # data.path is read only when needed: a FILE can be scored on a machine without the training text
-    train, val, skipped = training_split(cfg, vocab, skip_unknown) if file is None or novelty_chars else (None,) * 3
+    nothing = np.empty(0, vocab.id_dtype)
+    train, val, skipped = (
+        training_split(cfg, vocab, skip_unknown) if file is None or novelty_chars else (nothing, nothing, Counter())
+    )
     if file is None:
         if len(val) < 2:
             raise DataError(

@@ -45,7 +45,7 @@ def run(
 
 def draw_seed() -> int:
     """A fresh seed short enough to retype; reported with each sample so that --seed reproduces it."""
-    return int(np.random.SeedSequence().entropy % (1 << 31))
+    return int(np.random.default_rng().integers(1 << 31))
 
 
 def samples(

@@ -37,18 +37,18 @@ def run(config: str, overrides: list[str], resume: bool, force: bool, quiet: boo
             for k in ("train_loss", "val_loss", "best_val_loss")
         }
         write_stdout(json.dumps({**summary, **bits}) + "\n")
-    err = err_console()
+    console = err_console()
     if summary["interrupted"]:
         again = ["charrnn", "train", config, *(a for s in overrides for a in ("--set", s)), "--resume"]
-        err.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}", markup=False)
-        err.print(f"resume with: {shlex.join(again)}", markup=False)
+        console.print(f"interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}", markup=False)
+        console.print(f"resume with: {shlex.join(again)}", markup=False)
         return _signal_exit(received)
     if not quiet:
         val = summary["best_val_loss"]
         best = f", best val loss {val:.4f} at step {summary['best_step']}" if val is not None else ""
         why = WHY_STOPPED.get(summary["stop_reason"], "")
         train_loss = "-" if summary["train_loss"] is None else f"{summary['train_loss']:.4f}"
-        err.print(
+        console.print(
             f"done: {summary['step']} steps{why}, train loss {train_loss}{best}; run directory {summary['run_dir']}"
         )
     return 0

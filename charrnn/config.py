@@ -102,6 +102,18 @@ def _text(value: Any) -> str:
     return value
 
 
+def _auto_or(check: Check, what: str) -> Check:
+    def auto_or(value: Any) -> Any:
+        if value == "auto":
+            return value
+        try:
+            return check(value)
+        except ValueError:
+            raise ValueError(f"expected {what} or auto, got {_describe(value)}") from None
+
+    return auto_or
+
+
 def _optional(check: Check) -> Check:
     def optional(value: Any) -> Any:
         return None if value is None else check(value)
@@ -175,7 +187,16 @@ class TrainConfig:
     early_stop_patience: int = _key(0, nonnegative_int, "stop after this many validations without a new best; 0: never")
     max_seconds: float = _key(0.0, nonnegative_float, "wall-clock budget of one invocation's loop; 0: none")
     grad_clip: float = _key(5.0, nonnegative_float, "global gradient-norm limit; 0 turns clipping off")
-    seed: int = _key(0, nonnegative_int, "seeds initialisation and dropout: same seed, same run")
+    seed: int = _key(0, nonnegative_int, "seeds initialisation and dropout: same seed and workers, same run")
+    workers: int | str = _key(
+        "auto",
+        _auto_or(positive_int, "a positive integer"),
+        "processes the batch_size tracks are split over; auto: one per core unless the model is too small to "
+        "gain (docs/parallel.md); under mpiexec, one per rank",
+    )
+    threads: int | str = _key(
+        "auto", _auto_or(positive_int, "a positive integer"), "BLAS threads of each worker; auto: cores / workers"
+    )
     eval_every: int = _key(100, positive_int, "steps between validation losses")
     checkpoint_every: int = _key(500, positive_int, "steps between checkpoints (one is always written at the end)")
     log_every: int = _key(100, positive_int, "steps between progress lines when stderr is not a terminal")

@@ -153,11 +153,17 @@ def backward(params: dict, dlogits: np.ndarray, cache: dict) -> tuple[dict, np.n
     return grads, dh0
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, out: np.ndarray | None = None, mean_over: int | None = None
+) -> tuple[float, np.ndarray]:
     """Mean cross-entropy in nats over all rows, and its gradient wrt the logits (in `out` when given,
-    which may be `logits` itself)."""
-    N = len(targets)
-    rows = np.arange(N)
+    which may be `logits` itself).
+
+    mean_over: the count the mean divides by, when these rows are a worker's part of a larger batch
+    (default: the rows here); the parts' losses and gradients then add up to the whole batch's.
+    """
+    N = len(targets) if mean_over is None else mean_over
+    rows = np.arange(len(targets))
     # subtract the max: exp never overflows
     shifted = np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
     picked = shifted[rows, targets]
@@ -226,16 +232,23 @@ class StackedRNN:
         return np.zeros((self.num_layers, batch_size, self.hidden_size), self.dtype)  # (L, B, H)
 
     def loss_and_grads(
-        self, inputs, targets, h0=None, dropout: float = 0.0, rng: np.random.Generator | None = None
+        self,
+        inputs,
+        targets,
+        h0=None,
+        dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
+        mean_over: int | None = None,
     ) -> tuple[float, dict, np.ndarray]:
         """Mean cross-entropy (nats) over the T*B positions, its gradients, and the last hidden state.
 
         inputs, targets: int (T, B), time-major. h0, h_last: (L, B, H); h0=None means zeros.
+        mean_over: divide by this count instead of T*B, when these tracks are one worker's part of a batch.
         """
         inputs, targets = np.asarray(inputs), np.asarray(targets)
         h0 = self.zero_state(inputs.shape[1]) if h0 is None else np.asarray(h0, self.dtype)
         logits, cache = forward(self.params, inputs, h0, dropout, rng, self._work)
-        loss, dlogits = cross_entropy(logits, targets.reshape(-1), out=logits)
+        loss, dlogits = cross_entropy(logits, targets.reshape(-1), out=logits, mean_over=mean_over)
         grads, _ = backward(self.params, dlogits, cache)
         return loss, grads, np.stack([h[-1] for h in cache["hs"]])
 

@@ -18,15 +18,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from . import checkpoint
+from . import checkpoint, parallel
 from .config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from .data import Corpus, load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError
-from .training import TrainState, new_state, restore_state, state_arrays, state_meta, train
+from .parallel import mpi_size
+from .training import TrainState, follow, new_state, restore_state, state_arrays, state_meta, train
 from .vocab import Vocab
+
+if TYPE_CHECKING:
+    from .mpi import MpiWorkers
 
 # keys a resumed run may change: they decide how long, how often and where, never what a step computes
 # (a moved text is fine: the checkpoint's data_sha256 checks that it is the same text)
@@ -39,6 +45,8 @@ RESUMABLE_CHANGES = {
     "data.path",
     "train.max_seconds",
     "train.early_stop_patience",
+    "train.workers",  # the sums' order changes, not what a step computes
+    "train.threads",
 }
 
 
@@ -116,10 +124,12 @@ class MetricsLog:
         self.path, self.log_every = path, log_every
         self.val_loss = None
         self.steps = 0
+        self.workers: dict[str, int] = {}  # how the run trains, on every line: a resumed run may train otherwise
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
             self.steps = info["steps"]
+            self.workers = {"workers": info["workers"], "threads": info["threads"]}
         elif event == "eval":
             self.val_loss = info["val_loss"]
         elif event == "step" and (
@@ -134,6 +144,7 @@ class MetricsLog:
                 "grad_norm": _number(info["grad_norm"]),
                 "skipped_steps": info["skipped_steps"],
                 "chars_per_sec": info["chars_per_sec"],
+                **self.workers,
                 "time": time.time(),
             }
             try:
@@ -242,18 +253,60 @@ def train_run(
     resume: bool = False,
     force: bool = False,
     report: Callable[[str, dict], None] = lambda e, i: None,
-    signals: list[int] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> dict:
-    """Train the run a config describes; returns train()'s summary plus the run directory."""
+    """Train the run a config describes; returns train()'s summary plus the run directory and the workers.
+
+    Under mpiexec every rank calls this; rank 0 trains and returns the summary, the others follow it and
+    return {"rank": r}. stop_requested is asked before every step (Ctrl-C, SIGTERM, a sweep's pruner).
+    """
     if resume and force:
         raise ConfigError("--resume and --force: choose one (continue the run, or start it over)")
+    ranks = mpi_size()
+    group = _connect_mpi(ranks) if ranks > 1 else None
     cfg = load_config(config_path, overrides)
-    corpus = load_corpus(cfg.data)
+    # under mpiexec a rank that cannot read the data stops them all
+    corpus = group.agree(lambda: load_corpus(cfg.data)) if group is not None else load_corpus(cfg.data)
     try:
         make_tracks(corpus.train, cfg.train.batch_size, cfg.train.seq_length)  # too short: fail before any write
     except ConfigError as err:
         raise ConfigError(f"{config_path}: {err}") from None
     _check_memory(cfg, corpus.vocab.size, config_path)
+    plan = parallel.plan(cfg, corpus.vocab.size, ranks)
+    data_sha256 = _sha256(corpus)
+    if group is not None:
+        group.plan = plan
+        group.same_data(data_sha256, cfg.data.path)
+        if group.rank > 0:
+            _follow_mpi(cfg, corpus, group)
+            return {"rank": group.rank}
+    try:
+        return _lead(config_path, cfg, corpus, data_sha256, plan, group, resume, force, report, stop_requested)
+    except BaseException as err:
+        if group is not None and group.waiting:  # the other ranks still wait to be told to start
+            group.abort(err.exit_code if isinstance(err, CharrnnError) else 1)
+        raise
+
+
+def _sha256(corpus: Corpus) -> str:
+    digest = hashlib.sha256(corpus.train.data)
+    digest.update(corpus.val.data)  # two updates, not a concatenation: no copy of a large stream
+    return digest.hexdigest()
+
+
+def _lead(
+    config_path: str,
+    cfg: Config,
+    corpus: Corpus,
+    data_sha256: str,
+    plan: parallel.Plan,
+    group: MpiWorkers | None,
+    resume: bool,
+    force: bool,
+    report: Callable[[str, dict], None],
+    stop_requested: Callable[[], bool],
+) -> dict:
+    """Worker 0's part: the run directory, resume or start, the other workers, training."""
     out_dir = Path(cfg.train.out_dir or "")  # never empty: load_config resolves its default
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{config_path}: train.out_dir: {out_dir} exists and is not a directory")
@@ -266,7 +319,8 @@ def train_run(
             raise CharrnnError(f"{out_dir}: cannot create the run directory: {err.strerror}") from None
         with run_lock(out_dir):
             try:
-                summary = _train_in(out_dir, cfg, corpus, state, resume, force, report, signals)
+                summary = _train_in(out_dir, cfg, corpus, data_sha256, state, plan, group, resume, force, report,
+                                    stop_requested)  # fmt: skip
             except BaseException:
                 if created and not (out_dir / "latest.json").exists():
                     shutil.rmtree(created, ignore_errors=True)  # nothing worth keeping: leave no half-made run
@@ -282,17 +336,17 @@ def _train_in(
     out_dir: Path,
     cfg: Config,
     corpus: Corpus,
+    data_sha256: str,
     state: TrainState,
+    plan: parallel.Plan,
+    group: MpiWorkers | None,
     resume: bool,
     force: bool,
     report: Callable[[str, dict], None],
-    signals: list[int] | None,
+    stop_requested: Callable[[], bool],
 ) -> dict:
     """What a run does while it holds the lock: resume or start over, save its config, train."""
     metrics_log = MetricsLog(out_dir / "metrics.jsonl", cfg.train.log_every)
-    digest = hashlib.sha256(corpus.train.data)
-    digest.update(corpus.val.data)  # two updates, not a concatenation: no copy of a large stream
-    data_sha256 = digest.hexdigest()
     if resume and not _held(out_dir):
         # killed before its first checkpoint: resuming is starting, so a retry loop needs no special case
         report("note", {"text": f"{out_dir}: no checkpoint to resume yet; starting from step 0"})
@@ -321,6 +375,8 @@ def _train_in(
             "config": config_to_dict(cfg),
             "vocab": corpus.vocab.to_json(),
             "data_sha256": data_sha256,
+            "workers": plan.workers,
+            "threads": plan.threads,
             **state_meta(s),
         }
         return checkpoint.save(out_dir, state_arrays(s), meta, kinds)
@@ -329,8 +385,69 @@ def _train_in(
         metrics_log(event, info)
         report(event, info)
 
-    stop = (lambda: bool(signals)) if signals is not None else (lambda: False)
-    return train(cfg, corpus, state, save, tee, stop)
+    with blas_threads(plan.threads):
+        workers = group or _local_workers(plan, cfg, corpus, state)
+        try:
+            workers.share(state_meta(state), state_arrays(state))
+            summary = train(cfg, corpus, state, save, tee, stop_requested, workers)
+        except BaseException:
+            workers.close(failed=True)
+            raise
+        workers.close()
+    per_sum = 1000 * workers.sum_seconds / workers.sums if workers.sums else None
+    return {**summary, "workers": plan.workers, "threads": plan.threads, "sum_ms_per_step": per_sum}
+
+
+def _local_workers(plan: parallel.Plan, cfg: Config, corpus: Corpus, state: TrainState) -> parallel.Workers:
+    if plan.workers == 1:
+        return parallel.Workers(plan)
+    return parallel.LocalLead(plan, cfg, corpus.vocab.size, corpus.train, state_arrays(state), _follow_here)
+
+
+def _follow_here(conn, rank: int, plan: parallel.Plan, cfg: Config, vocab_size: int, shared) -> None:
+    """What a worker that worker 0 started on this machine runs: follow it until it stops."""
+    workers = parallel.LocalFollower(conn, rank, plan, shared)
+    try:
+        with blas_threads(plan.threads):
+            state = new_state(cfg, vocab_size)
+            arrays = state_arrays(state)
+            restore_state(state, workers.share(None, arrays), arrays)
+            follow(cfg, workers.train_ids(), state, workers)
+    except Exception as err:
+        workers.fail(err)
+        raise SystemExit(1) from None
+    finally:
+        workers.close()
+
+
+def _connect_mpi(ranks: int) -> MpiWorkers:
+    try:
+        from . import mpi
+    except ImportError as err:
+        raise CharrnnError(
+            f"charrnn train runs under mpiexec ({ranks} ranks) but cannot load MPI ({err}); "
+            "install it with: pip install 'charrnn[mpi]'"
+        ) from None
+    return mpi.MpiWorkers()
+
+
+def _follow_mpi(cfg: Config, corpus: Corpus, group: MpiWorkers) -> None:
+    """A rank other than 0: follow rank 0, which alone talks to the user and the disk."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)  # mpiexec passes Ctrl-C to every rank: rank 0 stops them all
+    with blas_threads(group.plan.threads):
+        state = new_state(cfg, corpus.vocab.size)
+        arrays = state_arrays(state)
+        restore_state(state, group.share(None, arrays), arrays)
+        follow(cfg, corpus.train, state, group)
+    group.close()
+
+
+@contextmanager
+def blas_threads(threads: int) -> Iterator[None]:
+    """BLAS threads of this process while training, through threadpoolctl (OpenBLAS, MKL, BLIS alike)."""
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 def _check_resumable(path: Path, meta: dict, cfg: Config, vocab: Vocab, data_sha256: str) -> None:

@@ -3,10 +3,12 @@
 It prints nothing: progress goes to a `report(event, info)` callback, checkpoints to a `save(state,
 kinds)` callback, and it returns a summary. Everything that decides the next step lives in
 `TrainState`, so a run saved at step k and resumed continues exactly as if it had never stopped.
+With several workers (charrnn.parallel), worker 0 runs `train` and the others `follow` it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from .errors import CharrnnError
 from .evaluation import mean_nll
 from .model import StackedRNN
 from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer, new_plateau, plateau_update
+from .parallel import Plan, Workers
 
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before the run gives up
 
@@ -33,7 +36,6 @@ class TrainState:
     model: StackedRNN
     optimizer: Optimizer
     h: np.ndarray  # (L, B, H) each track's state, carried from one window to the next
-    rng: np.random.Generator  # dropout masks
     step: int = 0  # updates done
     window: int = 0  # next window of the epoch
     epoch: int = 0
@@ -55,9 +57,13 @@ class TrainState:
 def new_state(cfg: Config, vocab_size: int) -> TrainState:
     m, t = cfg.model, cfg.train
     model = StackedRNN(vocab_size, m.hidden_size, m.num_layers, seed=t.seed, init=m.init, init_scale=m.init_scale)
-    # a separate stream from the one that drew the weights: changing dropout leaves the init alone
-    rng = np.random.default_rng([t.seed, 1])
-    return TrainState(model, make_optimizer(t, model.params), model.zero_state(t.batch_size), rng)
+    return TrainState(model, make_optimizer(t, model.params), model.zero_state(t.batch_size))
+
+
+def dropout_rng(cfg: Config, step: int, rank: int) -> np.random.Generator | None:
+    """The dropout masks of one step on one worker: drawn from (seed, step, worker), so a resumed run draws
+    what the uninterrupted one did, with nothing to save; apart from the stream that drew the weights."""
+    return np.random.default_rng([cfg.train.seed, 1, step, rank]) if cfg.model.dropout > 0 else None
 
 
 def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
@@ -75,18 +81,17 @@ def state_meta(state: TrainState) -> dict:
         "epoch": state.epoch,
         "bad_in_a_row": state.bad_in_a_row,
         "optimizer_t": state.optimizer.t,
-        "rng": state.rng.bit_generator.state,
         "metrics": dict(state.metrics),
         "plateau": dict(state.plateau),
     }
 
 
 def restore_state(state: TrainState, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Load a checkpoint into a fresh state of the same shapes; KeyError/ValueError if it does not fit."""
-    targets = {f"param/{k}": v for k, v in state.model.params.items()}
-    for slot, values in state.optimizer.slots.items():
-        targets.update({f"opt/{slot}/{k}": v for k, v in values.items()})
-    targets["h"] = state.h
+    """Load a checkpoint into a fresh state of the same shapes; KeyError/ValueError if it does not fit.
+
+    (A checkpoint of an earlier charrnn also holds an "rng" state for dropout; masks are now drawn per step.)
+    """
+    targets = state_arrays(state)
     if set(arrays) != set(targets):
         raise KeyError(f"arrays {sorted(set(arrays) ^ set(targets))} do not match this config")
     for name, dst in targets.items():
@@ -96,7 +101,6 @@ def restore_state(state: TrainState, meta: dict, arrays: dict[str, np.ndarray]) 
     state.step, state.window, state.epoch = int(meta["step"]), int(meta["window"]), int(meta["epoch"])
     state.bad_in_a_row = int(meta["bad_in_a_row"])
     state.optimizer.t = int(meta["optimizer_t"])
-    state.rng.bit_generator.state = meta["rng"]
     state.metrics.update(meta["metrics"])
     plateau = meta["plateau"]
     state.plateau = {
@@ -131,7 +135,46 @@ def _validate(state: TrainState, corpus: Corpus, B: int, T: int) -> tuple[float,
     return val_loss, improved
 
 
-@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # non-finite numbers are caught below, by name
+def _advance(state: TrainState, cfg: Config, tracks: np.ndarray, per_epoch: int, lr: float, workers: Workers):
+    """One update, the same on every worker: this worker's window of `tracks` (its own, (B_w, n)), the loss
+    and gradients of the whole batch, clipping, the step. Returns the loss and the gradient norm."""
+    t = cfg.train
+    T, B = t.seq_length, t.batch_size
+    params, metrics = state.model.params, state.metrics
+    inputs, targets = window(tracks, state.window, T)
+    rng = dropout_rng(cfg, state.step, workers.rank)
+    loss, grads, h_last = workers.loss_and_grads(state.model, inputs, targets, state.h, cfg.model.dropout, rng)
+    norm = clip_grad_norm(grads, t.grad_clip)
+    if not _finite(loss, norm):
+        # a non-finite step never reaches the weights: skip it and restart the tracks' states
+        metrics["skipped_steps"] += 1
+        state.bad_in_a_row += 1
+        if state.bad_in_a_row >= MAX_BAD_STEPS:
+            raise Diverged(
+                f"loss or gradient was not finite for {MAX_BAD_STEPS} steps in a row at step {state.step + 1}; "
+                "lower train.learning_rate or train.grad_clip"
+            )
+        state.h = np.zeros_like(state.h)
+    else:
+        state.bad_in_a_row = 0
+        state.optimizer.step(params, grads, lr)
+        if not _all_finite(params.values()):
+            raise Diverged(
+                f"the update of step {state.step + 1} (learning rate {lr:g}) made the weights "
+                "non-finite; lower train.learning_rate or set train.grad_clip"
+            )
+        state.h = h_last
+        metrics["train_loss"] = loss
+    metrics["chars_trained"] += T * B
+    state.step += 1
+    state.window += 1
+    if state.window == per_epoch:  # wrap around: a new epoch starts every track from zero
+        state.window, state.epoch = 0, state.epoch + 1
+        state.h = np.zeros_like(state.h)
+    return loss, norm
+
+
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # non-finite numbers are caught by name
 def train(
     cfg: Config,
     corpus: Corpus,
@@ -139,17 +182,32 @@ def train(
     save: Callable[[TrainState, tuple[str, ...]], object],
     report: Callable[[str, dict], None] = lambda event, info: None,
     stop_requested: Callable[[], bool] = lambda: False,
+    workers: Workers | None = None,
 ) -> dict:
     """Run from state.step to train.steps, or until stop_requested, train.max_seconds or early stop.
 
+    As worker 0 of `workers` (default: alone): it leads every step, and alone validates, saves and reports.
     Returns a summary whose stop_reason says which: steps, max_seconds, early_stop or interrupted.
     """
     t = cfg.train
     T, B = t.seq_length, t.batch_size
+    workers = workers or Workers(Plan(1, 1, "alone"))
     tracks = make_tracks(corpus.train, B, T)  # (B, n)
+    mine = tracks[workers.tracks(B)]  # (B_w, n)
     per_epoch = windows_per_epoch(tracks, T)
-    params, metrics = state.model.params, state.metrics
-    report("start", {"step": state.step, "steps": t.steps, "chars_per_step": T * B, "log_every": t.log_every})
+    metrics = state.metrics
+    report(
+        "start",
+        {
+            "step": state.step,
+            "steps": t.steps,
+            "chars_per_step": T * B,
+            "log_every": t.log_every,
+            "workers": workers.plan.workers,
+            "threads": workers.plan.threads,
+            "plan": workers.plan.describe(),
+        },
+    )
     started, interrupted = time.perf_counter(), False
     first_step, stop_reason = state.step, "steps"
     while state.step < t.steps:
@@ -159,36 +217,9 @@ def train(
         if t.max_seconds and time.perf_counter() - started >= t.max_seconds:
             stop_reason = "max_seconds"
             break
-        inputs, targets = window(tracks, state.window, T)
-        loss, grads, h_last = state.model.loss_and_grads(inputs, targets, state.h, cfg.model.dropout, state.rng)
-        norm = clip_grad_norm(grads, t.grad_clip)
         lr = learning_rate(t, state.step, state.plateau["scale"])
-        if not _finite(loss, norm):
-            # a non-finite step never reaches the weights: skip it and restart the tracks' states
-            metrics["skipped_steps"] += 1
-            state.bad_in_a_row += 1
-            if state.bad_in_a_row >= MAX_BAD_STEPS:
-                raise Diverged(
-                    f"loss or gradient was not finite for {MAX_BAD_STEPS} steps in a row at step {state.step + 1}; "
-                    "lower train.learning_rate or train.grad_clip"
-                )
-            state.h = np.zeros_like(state.h)
-        else:
-            state.bad_in_a_row = 0
-            state.optimizer.step(params, grads, lr)
-            if not _all_finite(params.values()):
-                raise Diverged(
-                    f"the update of step {state.step + 1} (learning rate {lr:g}) made the weights "
-                    "non-finite; lower train.learning_rate or set train.grad_clip"
-                )
-            state.h = h_last
-            metrics["train_loss"] = loss
-        metrics["chars_trained"] += T * B
-        state.step += 1
-        state.window += 1
-        if state.window == per_epoch:  # wrap around: a new epoch starts every track from zero
-            state.window, state.epoch = 0, state.epoch + 1
-            state.h = np.zeros_like(state.h)
+        workers.lead(True, lr)
+        loss, norm = _advance(state, cfg, mine, per_epoch, lr, workers)
         kinds: tuple[str, ...] = ()
         early_stop = False
         if len(corpus.val) > 1 and (state.step % t.eval_every == 0 or state.step == t.steps):
@@ -243,3 +274,22 @@ def train(
         "chars_per_sec": (state.step - first_step) * T * B / max(wall, 1e-9),
         **metrics,
     }
+
+
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
+def follow(cfg: Config, train_ids: np.ndarray, state: TrainState, workers: Workers) -> None:
+    """A worker other than 0: the same updates as worker 0 on its own tracks, for as long as worker 0 leads.
+
+    `state` starts as worker 0's (workers.share); it never validates, saves or reports.
+    """
+    t = cfg.train
+    tracks = make_tracks(train_ids, t.batch_size, t.seq_length)
+    mine = tracks[workers.tracks(t.batch_size)]
+    per_epoch = windows_per_epoch(tracks, t.seq_length)
+    while True:
+        go, lr = workers.lead()
+        if not go:
+            return
+        # on Diverged, worker 0 has the same numbers, stops for the same reason and tells everyone
+        with contextlib.suppress(Diverged):
+            _advance(state, cfg, mine, per_epoch, lr, workers)

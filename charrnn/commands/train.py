@@ -6,6 +6,8 @@ import json
 import math
 import shlex
 
+from ..errors import CharrnnError
+from ..parallel import mpi_rank
 from ..progress import Reporter
 from ..run_dir import stop_on_signals, train_run
 from .output import err_console, write_stdout
@@ -17,11 +19,20 @@ WHY_STOPPED = {
 
 
 def run(config: str, overrides: list[str], resume: bool, force: bool, quiet: bool, as_json: bool) -> int:
-    """Train; returns the exit code: 0, or 128 + the signal that stopped the run (130 SIGINT, 143 SIGTERM)."""
+    """Train; returns the exit code: 0, or 128 + the signal that stopped the run (130 SIGINT, 143 SIGTERM).
+
+    Under mpiexec, ranks other than 0 print nothing at all: rank 0 speaks for the run.
+    """
+    if mpi_rank() > 0:
+        try:
+            train_run(config, overrides, resume, force)
+        except CharrnnError as err:
+            return err.exit_code
+        return 0
     with stop_on_signals() as received:
         reporter = Reporter(quiet=quiet)
         try:
-            summary = train_run(config, overrides, resume, force, reporter, received)
+            summary = train_run(config, overrides, resume, force, reporter, lambda: bool(received))
         except (KeyboardInterrupt, Exception) as err:
             # a second signal stops at once: as KeyboardInterrupt, or as whatever the code it hit made of it
             if not isinstance(err, KeyboardInterrupt) and len(received) < 2:

@@ -170,7 +170,8 @@ def test_interrupted_at_step_k_and_resumed_matches_the_uninterrupted_run_bit_for
     for k in (1, 4, 5, 11, 24, 29):
         out = [f"train.out_dir=k{k}"]
         signals = []
-        stopped = train_run(path, out, report=_stop_at(k, signals), stop_requested=lambda: bool(signals))
+        stop = _stop_at(k, signals)
+        stopped = train_run(path, out, report=stop, stop_requested=lambda signals=signals: bool(signals))
         assert stopped["interrupted"] and stopped["step"] == k
         assert train_run(path, out, resume=True)["step"] == 30
         assert_same_run(in_tmp / "whole", in_tmp / f"k{k}")

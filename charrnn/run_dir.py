@@ -269,10 +269,10 @@ def train_run(
     corpus = group.agree(lambda: load_corpus(cfg.data)) if group is not None else load_corpus(cfg.data)
     try:
         make_tracks(corpus.train, cfg.train.batch_size, cfg.train.seq_length)  # too short: fail before any write
+        plan = parallel.plan(cfg, corpus.vocab.size, ranks)
     except ConfigError as err:
         raise ConfigError(f"{config_path}: {err}") from None
     _check_memory(cfg, corpus.vocab.size, config_path)
-    plan = parallel.plan(cfg, corpus.vocab.size, ranks)
     data_sha256 = _sha256(corpus)
     if group is not None:
         group.plan = plan

@@ -39,6 +39,9 @@ def describe(path: str | Path | None) -> dict:
         "step": meta.get("step"),
         "epoch": meta.get("epoch"),
         "steps": cfg.train.steps,
+        # how the step was trained; absent from checkpoints of charrnn before data-parallel training
+        "workers": meta.get("workers", 1),
+        "threads": meta.get("threads"),
         **{k: metrics.get(k) for k in ("train_loss", "val_loss", "best_val_loss", "best_step")},
         "vocab": {"size": vocab.size, "specials": list(SPECIALS), "chars": vocab.chars},
         "parameters": params,
@@ -62,6 +65,8 @@ def render(info: dict) -> str:
         f"format       {info['format']} version {info['version']}",
         f"weights      {info['weights']}",
         f"step         {info['step']} of {info['steps']} (epoch {info['epoch']})",
+        f"trained on   {info['workers']} worker{'s' * (info['workers'] > 1)}"
+        + (f" x {info['threads']} BLAS thread{'s' * (info['threads'] > 1)}" if info["threads"] else ""),
         f"train loss   {_loss(info['train_loss'])}",
         f"val loss     {_loss(info['val_loss'])}",
         f"best val     {best}",

@@ -75,7 +75,9 @@ def test_text_report(run_dir):
     assert lines[0] == f"checkpoint   {run_dir / 'best.json'}"
     assert lines[1] == f"format       {checkpoint.FORMAT} version {checkpoint.VERSION}"
     assert lines[3].startswith(f"step         {best['step']} of 40 (epoch ")
-    assert lines[7] == 'vocabulary   22 ids: <s> </s> \\n ␣ " ( ) . a c d e h i n o p r s t u w'
+    w, t = best["workers"], best["threads"]  # a toy model: one worker, with every core's BLAS threads
+    assert w == 1 and lines[4] == f"trained on   1 worker x {t} BLAS thread{'s' * (t > 1)}"
+    assert lines[8] == 'vocabulary   22 ids: <s> </s> \\n ␣ " ( ) . a c d e h i n o p r s t u w'
     assert "  W_hht.2  (16, 16)  256" in lines
     assert "  data.records: file" in lines and "  sample.top_k: null" in lines
 

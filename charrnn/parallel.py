@@ -274,12 +274,17 @@ class _LocalGroup(_Group):
             at += a.size
         return views
 
+    def train_ids(self) -> np.ndarray:
+        """The training ids, shared: held once for all the workers on this machine."""
+        return np.ndarray((self.shared.ids_len,), np.dtype(self.shared.ids_dtype), buffer=self._blocks["ids"].buf)
+
     def _release(self) -> None:
-        # numpy views must go before a block can close
+        # numpy views must go before a block can close; a caller's view of the ids closes it when it goes
         for name in ("_parts32", "_parts64", "_part32", "_part64", "_h_part", "_grads"):
             self.__dict__.pop(name, None)
         for block in self._blocks.values():
-            block.close()
+            with contextlib.suppress(BufferError):
+                block.close()
 
 
 class LocalLead(_LocalGroup):
@@ -419,9 +424,6 @@ class LocalFollower(_LocalGroup):
         blocks = {name: _attach(getattr(shared, name)) for name in ("ids", "state", "parts32", "parts64")}
         super().__init__(plan, rank, plan.workers, shared, blocks)
         self.conn = conn
-
-    def train_ids(self) -> np.ndarray:
-        return np.ndarray((self.shared.ids_len,), np.dtype(self.shared.ids_dtype), buffer=self._blocks["ids"].buf)
 
     def _expect(self, *kinds: str) -> tuple:
         """The next message from worker 0; a stop, or worker 0 gone, ends this worker."""

@@ -401,7 +401,10 @@ def _train_in(
 def _local_workers(plan: parallel.Plan, cfg: Config, corpus: Corpus, state: TrainState) -> parallel.Workers:
     if plan.workers == 1:
         return parallel.Workers(plan)
-    return parallel.LocalLead(plan, cfg, corpus.vocab.size, corpus.train, state_arrays(state), _follow_here)
+    lead = parallel.LocalLead(plan, cfg, corpus.vocab.size, corpus.train, state_arrays(state), _follow_here)
+    # train from the shared copy, and let the stream the text was loaded into go: memory holds the text once
+    corpus.train, corpus.val = lead.train_ids(), corpus.val.copy()
+    return lead
 
 
 def _follow_here(conn, rank: int, plan: parallel.Plan, cfg: Config, vocab_size: int, shared) -> None:

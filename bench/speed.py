@@ -4,7 +4,7 @@
     python bench/speed.py --json       # the same numbers as JSON on stdout, the table on stderr
     python bench/speed.py --quick      # fewer and shorter runs, a 20 MB scale test: a smoke run
 
-Needs the `bench` extra (`pip install -e '.[bench]'`: threadpoolctl) and torch (CPU build).
+Needs torch (CPU build), and for the MPI row the `mpi` extra (`pip install -e '.[mpi]'`).
 Method: every contender runs in its own process (charrnn's never imports torch), with its thread
 count set in the environment before numpy or torch loads, so neither library's thread pool spins
 against the other's. Their timed runs alternate (charrnn, torch, charrnn, ...) with a short pause
@@ -14,6 +14,8 @@ Adam) after two warm-up windows, on Tiny Shakespeare's ids (vocabulary 67) when
 ../shared/data/tinyshakespeare.txt is there, else on random ids.
 Model FLOPs per character are 6 x the weights used in products, 6 (L H^2 + (L-1) H^2 + H V):
 forward, and two gradient products back; layer 1's input is a row gather and is not counted.
+The data-parallel section runs the real `charrnn train` (its defaults, and train.workers = 1, 2, 3,
+and under `mpiexec -n 2`), alternated, and two default runs at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -344,10 +347,9 @@ def training(threads_list, names, V, torch_ok, args) -> tuple[list[dict], dict]:
     return rows, peaks
 
 
-def cli_rate(name: str, threads: int, data: Path, work: Path, seconds: float, expect: float) -> float:
-    """chars/s that `charrnn train --json` reports for a run of about `seconds` (sized from `expect`)."""
+def cli_command(name: str, data: Path, work: Path, steps: int, out: str, extra: tuple = (), prefix: tuple = ()):
+    """`charrnn train --json` on config `name`, without validation, for `steps` steps into work/out."""
     L, H, T, B = CONFIGS[name]
-    steps = max(5, int(seconds * expect / (T * B)))
     overrides = {
         "data.path": data,
         "data.val_fraction": 0,
@@ -359,13 +361,22 @@ def cli_rate(name: str, threads: int, data: Path, work: Path, seconds: float, ex
         "train.eval_every": steps,
         "train.checkpoint_every": steps,
         "train.log_every": steps,
-        "train.out_dir": work / f"run-{name}",
+        "train.out_dir": work / out,
     }
     config = work / "bench.yaml"
     config.write_text("data:\n  records: file\n")
-    cmd = [sys.executable, "-m", "charrnn", "train", str(config), "--force", "--quiet", "--json"]
+    cmd = [*prefix, sys.executable, "-m", "charrnn", "train", str(config), "--force", "--quiet", "--json"]
     for k, v in overrides.items():
         cmd += ["--set", f"{k}={v}"]
+    return cmd + [a for setting in extra for a in ("--set", setting)]
+
+
+def cli_rate(name: str, threads: int, data: Path, work: Path, seconds: float, expect: float) -> float:
+    """chars/s that `charrnn train --json` reports for a run of about `seconds` (sized from `expect`)."""
+    _, _, T, B = CONFIGS[name]
+    steps = max(5, int(seconds * expect / (T * B)))
+    extra = ("train.workers=1", f"train.threads={threads}")  # one process, as the timed loops above
+    cmd = cli_command(name, data, work, steps, f"run-{name}", extra)
     out = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(threads), check=True)
     return json.loads(out.stdout)["chars_per_sec"]
 
@@ -379,6 +390,71 @@ def training_cli(rows: list[dict], data: Path, args) -> None:
             row["charrnn_cli_chars_per_sec"] = cli_rate(
                 row["config"], row["threads"], data, Path(tmp), args.cli_seconds, row["charrnn_chars_per_sec"]
             )
+
+
+def run_cli(cmd: list[str]) -> dict:
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr}")
+    return json.loads(done.stdout)
+
+
+def data_parallel(rows: list[dict], data: Path, args) -> dict:
+    """`charrnn train` with its defaults against `--set train.workers=1` and torch's loop; chars/s against
+    the worker count; `mpiexec -n 2` against two local workers; two default runs side by side.
+
+    Every run is the real command, without validation, with the thread environment left alone (auto decides),
+    sized to about --cli-seconds from the one-process rate measured above; its figure is what `--json` reports.
+    """
+    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    out: dict = {"configs": [], "side_by_side": []}
+    top = max(r["threads"] for r in rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for row in (r for r in rows if r["threads"] == top and r["batch_size"] > 1):
+            name = row["config"]
+            _, _, T, B = CONFIGS[name]
+            steps = max(10, int(args.cli_seconds * 1.6 * row["charrnn_chars_per_sec"] / (T * B)))
+            variants = {"defaults": (), "workers=1": ("train.workers=1",)}
+            variants.update({f"workers={w}": (f"train.workers={w}",) for w in range(2, args.max_workers + 1)})
+            prefixes = dict.fromkeys(variants, ())
+            if mpiexec:
+                variants["mpiexec -n 2"], prefixes["mpiexec -n 2"] = (), (mpiexec, "-n", "2")
+            log(f"data-parallel ({name}): {', '.join(variants)}; {steps} steps each, {args.repeats} rounds")
+            runs: dict[str, list[dict]] = {v: [] for v in variants}
+            for _ in range(max(1, args.repeats // 2)):
+                for variant, extra in variants.items():
+                    time.sleep(PAUSE)
+                    cmd = cli_command(name, data, work, steps, "run", extra, prefixes[variant])
+                    runs[variant].append(run_cli(cmd))
+            medians = {v: median([s["chars_per_sec"] for s in r]) for v, r in runs.items()}
+            summary = runs["defaults"][0]
+            out["configs"].append(
+                {
+                    "config": name,
+                    "chars_per_sec": medians,
+                    "defaults_plan": f"{summary['workers']} x {summary['threads']}",
+                    "sum_ms_per_step": {
+                        v: median([s["sum_ms_per_step"] for s in r if s["sum_ms_per_step"] is not None])
+                        for v, r in runs.items()
+                    },
+                    "torch_chars_per_sec": row["torch_chars_per_sec"],
+                    "torch_threads": top,
+                    "spread_defaults": spread([s["chars_per_sec"] for s in runs["defaults"]]),
+                }
+            )
+            if name in args.side_by_side:
+                log(f"data-parallel ({name}): two default runs side by side")
+                time.sleep(PAUSE)
+                both = [
+                    subprocess.Popen(
+                        cli_command(name, data, work, steps, f"side-{i}"), stdout=subprocess.PIPE, text=True
+                    )
+                    for i in range(2)
+                ]
+                rates = [json.loads(p.communicate()[0])["chars_per_sec"] for p in both]
+                out["side_by_side"].append({"config": name, "alone": medians["defaults"], "together": rates})
+    return out
 
 
 def sampling(threads_list, torch_ok, args) -> list[dict]:
@@ -564,6 +640,8 @@ def table(report: dict) -> str:
             f"{100 * r['fraction_of_peak_BH_HH']:>10.0f}%  "
             f"{fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')}"
         )
+    if report.get("data_parallel"):
+        lines += ["", *data_parallel_table(report["data_parallel"])]
     if report["sampling"]:
         lines.append("")
         lines.append(f"sampling {SAMPLE_CHARS:,} chars one at a time from {SAMPLE_SHAPE[0]}x{SAMPLE_SHAPE[1]}, chars/s")
@@ -598,6 +676,39 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def data_parallel_table(dp: dict) -> list[str]:
+    lines = [
+        "data-parallel charrnn train, chars/s (median of alternated runs, the real command, no validation); "
+        "sum = ms per step summing the workers' gradients"
+    ]
+    for c in dp["configs"]:
+        r, shape = c["chars_per_sec"], "{}x{} s{} b{}".format(*CONFIGS[c["config"]])
+        one, torch = r["workers=1"], c["torch_chars_per_sec"]
+        lines.append(
+            f"{c['config']} {shape}: defaults ({c['defaults_plan']} threads) {fmt(r['defaults'])} = "
+            f"{r['defaults'] / one:.2f} x workers=1 ({fmt(one)})"
+            + (f", {r['defaults'] / torch:.2f} x torch ({fmt(torch)}, {c['torch_threads']} threads)" if torch else "")
+            + f"; spread {fmt(c['spread_defaults'], '.2f')}"
+        )
+        counts = [v for v in r if v.startswith("workers=")]
+        lines.append("    by workers: " + ", ".join(f"{v.split('=')[1]}: {fmt(r[v])}" for v in counts))
+        if "mpiexec -n 2" in r:
+            mpi, local = r["mpiexec -n 2"], r["workers=2"]
+            sums = c["sum_ms_per_step"]
+            lines.append(
+                f"    mpiexec -n 2 {fmt(mpi)} vs 2 local workers {fmt(local)}: {mpi / local:.2f}; sum "
+                f"{fmt(sums['mpiexec -n 2'], '.2f')} ms vs {fmt(sums['workers=2'], '.2f')} ms"
+            )
+    for s in dp["side_by_side"]:
+        shares = [rate / s["alone"] for rate in s["together"]]
+        lines.append(
+            f"side by side ({s['config']}): two default runs at once, {fmt(s['together'][0])} and "
+            f"{fmt(s['together'][1])} chars/s = {100 * shares[0]:.0f}% and {100 * shares[1]:.0f}% of one alone "
+            f"({fmt(s['alone'])})"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="JSON on stdout, the table on stderr")
@@ -609,7 +720,9 @@ def main() -> None:
     parser.add_argument("--cli-seconds", type=float, default=6.0, help="length of each charrnn train run")
     parser.add_argument("--scale-mb", type=int, default=200, help="synthetic text size (default 200; 0 skips)")
     parser.add_argument("--scale-steps", type=int, default=100, help="training steps on the big text")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: cli, sampling, sweep")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: cli, parallel, sampling, sweep")
+    parser.add_argument("--max-workers", type=int, default=3, help="data-parallel: workers up to this many")
+    parser.add_argument("--side-by-side", default="bc", help="data-parallel: configs to run two at once")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -629,6 +742,8 @@ def main() -> None:
     report["training"], report["peaks"] = training(threads_list, list(args.configs), V, torch_ok, args)
     if "cli" not in skip and SHAKESPEARE.is_file():
         training_cli(report["training"], SHAKESPEARE, args)
+    if "parallel" not in skip and SHAKESPEARE.is_file():
+        report["data_parallel"] = data_parallel(report["training"], SHAKESPEARE, args)
     report["sampling"] = sampling(threads_list, torch_ok, args) if "sampling" not in skip else []
     report["seq_sweep"] = seq_sweep(max(threads_list), args) if "sweep" not in skip else []
     report["scale"] = scale(args.scale_mb, max(threads_list), args) if args.scale_mb else None

@@ -101,7 +101,7 @@ def test_speed_times_both_and_reports_the_ratio(tmp_path):
         "--scale-mb",
         0,
         "--skip",
-        "cli,sampling,sweep",
+        "cli,parallel,sampling,sweep",
         "--json",
         cwd=tmp_path,
     )
@@ -112,6 +112,25 @@ def test_speed_times_both_and_reports_the_ratio(tmp_path):
     assert row["charrnn_chars_per_sec"] > 0 and row["torch_chars_per_sec"] > 0
     assert row["ratio"] == pytest.approx(row["charrnn_chars_per_sec"] / row["torch_chars_per_sec"])
     assert "ratio" in done.stderr  # the table goes to stderr with --json
+
+
+def test_speed_races_the_data_parallel_command(tmp_path, shakespeare):
+    """The real `charrnn train` with its defaults, with 1 and 2 workers, under mpiexec when there is one, and
+    two at once: each figure is what the command's --json reported."""
+    pytest.importorskip("torch")
+    done = run_bench(
+        "speed.py",
+        *("--configs", "b", "--threads", 1, "--repeats", 1, "--seconds", 0.05, "--cli-seconds", 0.05),
+        *("--max-workers", 2, "--side-by-side", "b", "--scale-mb", 0, "--skip", "cli,sampling,sweep", "--json"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)["data_parallel"]["configs"]
+    assert {"defaults", "workers=1", "workers=2"} <= set(row["chars_per_sec"])
+    assert all(rate > 0 for rate in row["chars_per_sec"].values()) and row["sum_ms_per_step"]["workers=2"] > 0
+    [side] = json.loads(done.stdout)["data_parallel"]["side_by_side"]
+    assert len(side["together"]) == 2 and all(rate > 0 for rate in side["together"])
+    assert "side by side (b)" in done.stderr
 
 
 def test_stdlib_corpus_writes_the_second_corpus(tmp_path):

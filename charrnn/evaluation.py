@@ -11,6 +11,7 @@ from .config import Config
 from .data import encode_records, read_text, split_records, split_train_val
 from .errors import DataError
 from .model import StackedRNN
+from .parallel import Workers
 from .sampling import sample
 from .vocab import BOS, EOS, Vocab
 
@@ -18,12 +19,15 @@ EVAL_WINDOW = 1000  # steps per forward call when one track is carried through a
 NOVELTY_SIZES = (5, 10, 15, 20)
 
 
-def mean_nll(model: StackedRNN, ids: np.ndarray, num_tracks: int, seq_length: int) -> tuple[float, int]:
+def mean_nll(
+    model: StackedRNN, ids: np.ndarray, num_tracks: int, seq_length: int, workers: Workers | None = None
+) -> tuple[float, int]:
     """Mean NLL in nats of ids[1:] given what precedes, and the number of predicted tokens.
 
     Every character and </s> counts as a predicted token; a <s> does not, as it always follows </s>.
     The stream is cut into `num_tracks` contiguous tracks evaluated side by side, each starting from
-    a zero state; with num_tracks=1 the state is carried through the whole stream.
+    a zero state; with num_tracks=1 the state is carried through the whole stream. With `workers`,
+    each worker scores its share of the tracks and every worker returns the sum of all shares.
     """
     inputs, targets = ids[:-1], ids[1:]
     count = int(np.count_nonzero(targets != BOS))
@@ -35,11 +39,16 @@ def mean_nll(model: StackedRNN, ids: np.ndarray, num_tracks: int, seq_length: in
     X = np.concatenate([inputs, np.full(pad, BOS, inputs.dtype)]).reshape(B, n)  # (B, n)
     Y = np.concatenate([targets, np.zeros(pad, targets.dtype)]).reshape(B, n)
     weight = np.concatenate([targets != BOS, np.zeros(pad, bool)]).reshape(B, n)
+    if workers is not None:
+        mine = workers.tracks(B)
+        X, Y, weight = X[mine], Y[mine], weight[mine]
     total, h = 0.0, None
     for start in range(0, n, seq_length):
         stop = start + seq_length
         logp, h = model.log_probs(X[:, start:stop].T, Y[:, start:stop].T, h)  # (T, B)
         total -= float(np.sum(logp * weight[:, start:stop].T, dtype=np.float64))
+    if workers is not None:
+        total = float(workers.add(np.array([total]))[0])
     return total / count, count
 
 

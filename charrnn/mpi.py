@@ -85,6 +85,11 @@ class MpiWorkers(_Group):
         self._stepping = bool(word[0])
         return self._stepping, float(word[1])
 
+    def add(self, values):
+        total = np.array(values, np.float64)
+        self.comm.Allreduce(MPI.IN_PLACE, total, op=MPI.SUM)
+        return total
+
     def _buffers(self, n32):
         part32, part64 = np.empty(n32, np.float32), np.empty(1, np.float64)
         return part32, part64, part32, part64  # summed in place

@@ -40,6 +40,7 @@ MIN_RUN_WORK = 2e10
 MPI_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
 MPI_LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
+ADD_SLOTS = 4  # float64 values Workers.add sums at once: a validation's loss, a step's loss
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,10 @@ class Workers:
         """Worker 0 says whether there is a next step and its learning rate; every worker returns the same."""
         return go, lr
 
+    def add(self, values: np.ndarray) -> np.ndarray:
+        """The sum over the workers of a few float64 values (at most ADD_SLOTS), the same on every worker."""
+        return values
+
     def loss_and_grads(
         self,
         model: StackedRNN,
@@ -235,12 +240,13 @@ class _Group(Workers):
 class _Shared:
     """The shared-memory blocks of a local group, by name, as a spawned worker attaches to them."""
 
-    ids: str  # the training ids
-    ids_len: int
+    ids: str  # the training ids, then the validation ids
+    ids_len: int  # the training ids'
+    val_len: int
     ids_dtype: str
     state: str  # worker 0's state at the start (float32, state_arrays order)
     parts32: str  # (size, n32) float32: every worker's part; then the total
-    parts64: str  # (size + 1, 1) float64
+    parts64: str  # (size + 1, ADD_SLOTS) float64
 
 
 def _attach(name: str) -> SharedMemory:
@@ -255,15 +261,28 @@ class _LocalGroup(_Group):
         self.shared, self._blocks = shared, blocks
 
     def _buffers(self, n32):
-        parts32 = np.ndarray((self.size + 1, n32), np.float32, buffer=self._blocks["parts32"].buf)
-        parts64 = np.ndarray((self.size + 1, 1), np.float64, buffer=self._blocks["parts64"].buf)
-        self._parts32, self._parts64 = parts32, parts64
+        self._parts32 = np.ndarray((self.size + 1, n32), np.float32, buffer=self._blocks["parts32"].buf)
         # the total is copied out of shared memory: clipping scales it in place, privately
-        return parts32[self.rank], parts64[self.rank], np.empty(n32, np.float32), np.empty(1, np.float64)
+        return self._parts32[self.rank], self._parts64[self.rank, :1], np.empty(n32, np.float32), np.empty(1)
 
-    def _copy_total(self) -> None:
+    @property
+    def _parts64(self) -> np.ndarray:
+        return np.ndarray((self.size + 1, ADD_SLOTS), np.float64, buffer=self._blocks["parts64"].buf)
+
+    def _sum(self):
+        self._exchange(self._parts32, self._parts64)
         np.copyto(self._total32, self._parts32[self.size])
-        np.copyto(self._total64, self._parts64[self.size])
+        np.copyto(self._total64, self._parts64[self.size, :1])
+
+    def add(self, values):
+        parts = self._parts64
+        parts[self.rank, : len(values)] = values
+        self._exchange(parts)
+        return parts[self.size, : len(values)].copy()
+
+    def _exchange(self, *parts: np.ndarray) -> None:
+        """Every worker's row of each `parts` summed into its last row, once all have written theirs."""
+        raise NotImplementedError
 
     def _state_views(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Views of the shared state block laid out as `arrays`, in their order."""
@@ -276,11 +295,18 @@ class _LocalGroup(_Group):
 
     def train_ids(self) -> np.ndarray:
         """The training ids, shared: held once for all the workers on this machine."""
-        return np.ndarray((self.shared.ids_len,), np.dtype(self.shared.ids_dtype), buffer=self._blocks["ids"].buf)
+        return self._ids()[: self.shared.ids_len]
+
+    def val_ids(self) -> np.ndarray:
+        return self._ids()[self.shared.ids_len :]
+
+    def _ids(self) -> np.ndarray:
+        s = self.shared
+        return np.ndarray((s.ids_len + s.val_len,), np.dtype(s.ids_dtype), buffer=self._blocks["ids"].buf)
 
     def _release(self) -> None:
         # numpy views must go before a block can close; a caller's view of the ids closes it when it goes
-        for name in ("_parts32", "_parts64", "_part32", "_part64", "_h_part", "_grads"):
+        for name in ("_parts32", "_part32", "_part64", "_h_part", "_grads"):
             self.__dict__.pop(name, None)
         for block in self._blocks.values():
             with contextlib.suppress(BufferError):
@@ -300,6 +326,7 @@ class LocalLead(_LocalGroup):
         cfg: Config,
         vocab_size: int,
         train_ids: np.ndarray,
+        val_ids: np.ndarray,
         state_arrays: dict[str, np.ndarray],
         entry: Callable,
     ):
@@ -310,10 +337,10 @@ class LocalLead(_LocalGroup):
         blocks: dict[str, SharedMemory] = {}
         try:
             for name, nbytes in (
-                ("ids", max(train_ids.nbytes, 1)),
+                ("ids", max(train_ids.nbytes + val_ids.nbytes, 1)),
                 ("state", 4 * sum(a.size for a in state_arrays.values())),
                 ("parts32", 4 * (size + 1) * n32),
-                ("parts64", 8 * (size + 1)),
+                ("parts64", 8 * (size + 1) * ADD_SLOTS),
             ):
                 blocks[name] = SharedMemory(create=True, size=nbytes)
         except OSError as err:
@@ -323,9 +350,10 @@ class LocalLead(_LocalGroup):
             raise CharrnnError(
                 f"cannot share memory with the workers ({err.strerror or err}); set train.workers: 1"
             ) from None
-        np.ndarray(train_ids.shape, train_ids.dtype, buffer=blocks["ids"].buf)[:] = train_ids
+        ids = np.ndarray((len(train_ids) + len(val_ids),), train_ids.dtype, buffer=blocks["ids"].buf)
+        ids[: len(train_ids)], ids[len(train_ids) :] = train_ids, val_ids
         shared = _Shared(
-            blocks["ids"].name, len(train_ids), train_ids.dtype.str, blocks["state"].name,
+            blocks["ids"].name, len(train_ids), len(val_ids), train_ids.dtype.str, blocks["state"].name,
             blocks["parts32"].name, blocks["parts64"].name,
         )  # fmt: skip
         super().__init__(plan, 0, size, shared, blocks)
@@ -387,16 +415,14 @@ class LocalLead(_LocalGroup):
         self._send_all(("step", lr) if go else ("stop",))
         return go, lr
 
-    def _sum(self):
+    def _exchange(self, *parts):
         for rank in range(1, self.size):
             self._receive(rank)  # ("done",)
-        np.add(self._parts32[0], self._parts32[1], out=self._parts32[self.size])
-        np.add(self._parts64[0], self._parts64[1], out=self._parts64[self.size])
-        for rank in range(2, self.size):
-            self._parts32[self.size] += self._parts32[rank]
-            self._parts64[self.size] += self._parts64[rank]
+        for p in parts:
+            np.add(p[0], p[1], out=p[self.size])
+            for rank in range(2, self.size):
+                p[self.size] += p[rank]
         self._send_all(("summed",))
-        self._copy_total()
 
     def close(self, failed=False):
         for conn in self._conns:
@@ -446,10 +472,9 @@ class LocalFollower(_LocalGroup):
         message = self._expect("step", "stop")
         return (True, message[1]) if message[0] == "step" else (False, 0.0)
 
-    def _sum(self):
+    def _exchange(self, *parts):
         self.conn.send(("done",))
         self._expect("summed")
-        self._copy_total()
 
     def fail(self, err: BaseException) -> None:
         """Tell worker 0 why this worker stops: its error line names it."""

@@ -401,9 +401,9 @@ def _train_in(
 def _local_workers(plan: parallel.Plan, cfg: Config, corpus: Corpus, state: TrainState) -> parallel.Workers:
     if plan.workers == 1:
         return parallel.Workers(plan)
-    lead = parallel.LocalLead(plan, cfg, corpus.vocab.size, corpus.train, state_arrays(state), _follow_here)
+    lead = parallel.LocalLead(plan, cfg, corpus.vocab.size, corpus.train, corpus.val, state_arrays(state), _follow_here)
     # train from the shared copy, and let the stream the text was loaded into go: memory holds the text once
-    corpus.train, corpus.val = lead.train_ids(), corpus.val.copy()
+    corpus.train, corpus.val = lead.train_ids(), lead.val_ids()
     return lead
 
 
@@ -415,7 +415,7 @@ def _follow_here(conn, rank: int, plan: parallel.Plan, cfg: Config, vocab_size: 
             state = new_state(cfg, vocab_size)
             arrays = state_arrays(state)
             restore_state(state, workers.share(None, arrays), arrays)
-            follow(cfg, workers.train_ids(), state, workers)
+            follow(cfg, workers.train_ids(), workers.val_ids(), state, workers)
     except Exception as err:
         workers.fail(err)
         raise SystemExit(1) from None
@@ -442,7 +442,7 @@ def _follow_mpi(cfg: Config, corpus: Corpus, group: MpiWorkers) -> None:
         state = new_state(cfg, corpus.vocab.size)
         arrays = state_arrays(state)
         restore_state(state, group.share(None, arrays), arrays)
-        follow(cfg, corpus.train, state, group)
+        follow(cfg, corpus.train, corpus.val, state, group)
     group.close()
 
 

@@ -8,7 +8,6 @@ With several workers (charrnn.parallel), worker 0 runs `train` and the others `f
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -119,9 +118,16 @@ def _all_finite(arrays) -> bool:
     return all(_finite(a.min(), a.max()) for a in arrays)
 
 
-def _validate(state: TrainState, corpus: Corpus, B: int, T: int) -> tuple[float, bool]:
-    """Validation loss of the current weights into the metrics, and whether it is a new best."""
-    val_loss, _ = mean_nll(state.model, corpus.val, B, T)
+def _validates(cfg: Config, step: int, val: np.ndarray) -> bool:
+    """Whether the run validates after `step`: every eval_every steps and at its last, when it has validation
+    text. Every worker asks, as each scores its share of the validation tracks."""
+    return len(val) > 1 and (step % cfg.train.eval_every == 0 or step == cfg.train.steps)
+
+
+def _validate(state: TrainState, corpus: Corpus, B: int, T: int, workers: Workers | None = None) -> tuple[float, bool]:
+    """Validation loss of the current weights into the metrics, and whether it is a new best; with
+    `workers`, each scores its share of the tracks."""
+    val_loss, _ = mean_nll(state.model, corpus.val, B, T, workers)
     if not _finite(val_loss):
         raise Diverged(
             f"the validation loss at step {state.step} is not finite: the weights have grown "
@@ -222,8 +228,8 @@ def train(
         loss, norm = _advance(state, cfg, mine, per_epoch, lr, workers)
         kinds: tuple[str, ...] = ()
         early_stop = False
-        if len(corpus.val) > 1 and (state.step % t.eval_every == 0 or state.step == t.steps):
-            val_loss, improved = _validate(state, corpus, B, T)
+        if _validates(cfg, state.step, corpus.val):
+            val_loss, improved = _validate(state, corpus, B, T, workers if workers.size > 1 else None)
             if state.step % t.eval_every == 0:
                 # only the regular validations drive the schedule: a run extended past its last
                 # step then continues exactly as one that was given more steps from the start
@@ -277,10 +283,9 @@ def train(
 
 
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
-def follow(cfg: Config, train_ids: np.ndarray, state: TrainState, workers: Workers) -> None:
-    """A worker other than 0: the same updates as worker 0 on its own tracks, for as long as worker 0 leads.
-
-    `state` starts as worker 0's (workers.share); it never validates, saves or reports.
+def follow(cfg: Config, train_ids: np.ndarray, val_ids: np.ndarray, state: TrainState, workers: Workers) -> None:
+    """A worker other than 0: the same updates as worker 0 on its own tracks, for as long as worker 0 leads,
+    and its share of each validation. `state` starts as worker 0's (workers.share); it never saves or reports.
     """
     t = cfg.train
     tracks = make_tracks(train_ids, t.batch_size, t.seq_length)
@@ -290,6 +295,9 @@ def follow(cfg: Config, train_ids: np.ndarray, state: TrainState, workers: Worke
         go, lr = workers.lead()
         if not go:
             return
-        # on Diverged, worker 0 has the same numbers, stops for the same reason and tells everyone
-        with contextlib.suppress(Diverged):
+        try:
             _advance(state, cfg, mine, per_epoch, lr, workers)
+        except Diverged:
+            continue  # worker 0 has the same numbers, stops for the same reason and tells everyone
+        if _validates(cfg, state.step, val_ids):
+            mean_nll(state.model, val_ids, t.batch_size, t.seq_length, workers)

@@ -95,8 +95,11 @@ class MpiWorkers(_Group):
         return part32, part64, part32, part64  # summed in place
 
     def _sum(self):
+        self.comm.Barrier()  # so that sum_seconds times the sums, not the wait for the slowest rank
+        started = MPI.Wtime()
         self.comm.Allreduce(MPI.IN_PLACE, self._part32, op=MPI.SUM)
         self.comm.Allreduce(MPI.IN_PLACE, self._part64, op=MPI.SUM)
+        self.sum_seconds += MPI.Wtime() - started
         self._stepping = False
 
     def close(self, failed=False):

@@ -150,7 +150,7 @@ class Workers:
 
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.sum_seconds = 0.0  # time spent summing the parts, summed over the steps
+        self.sum_seconds = 0.0  # worker 0's time summing the steps' parts, once every part was there
         self.sums = 0
 
     def tracks(self, batch_size: int) -> slice:
@@ -226,9 +226,7 @@ class _Group(Workers):
         self._h_part.fill(0)  # other workers' tracks are zero in this part: the sum is every track's state
         self._h_part[:, mine] = h_last
         self._part64[0] = loss
-        started = time.perf_counter()
         self._sum()
-        self.sum_seconds += time.perf_counter() - started
         self.sums += 1
         return float(self._total64[0]), self._grads, self._total32[self._n_grads :].reshape(L, B, H).copy()
 
@@ -245,7 +243,7 @@ class _Shared:
     val_len: int
     ids_dtype: str
     state: str  # worker 0's state at the start (float32, state_arrays order)
-    parts32: str  # (size, n32) float32: every worker's part; then the total
+    parts32: str  # (size + 1, n32) float32: every worker's part, then the total
     parts64: str  # (size + 1, ADD_SLOTS) float64
 
 
@@ -418,11 +416,13 @@ class LocalLead(_LocalGroup):
     def _exchange(self, *parts):
         for rank in range(1, self.size):
             self._receive(rank)  # ("done",)
+        started = time.perf_counter()
         for p in parts:
             np.add(p[0], p[1], out=p[self.size])
             for rank in range(2, self.size):
                 p[self.size] += p[rank]
         self._send_all(("summed",))
+        self.sum_seconds += time.perf_counter() - started
 
     def close(self, failed=False):
         for conn in self._conns:

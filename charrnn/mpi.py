@@ -17,7 +17,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .errors import CharrnnError, DataError
-from .parallel import Plan, _Group
+from .parallel import Plan, Group
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ def _quiet(code: int) -> CharrnnError:
     return err
 
 
-class MpiWorkers(_Group):
+class MpiWorkers(Group):
     def __init__(self, comm=None):
         self.comm = comm or MPI.COMM_WORLD
         super().__init__(Plan(self.comm.Get_size(), 1, "mpiexec ranks"), self.comm.Get_rank(), self.comm.Get_size())

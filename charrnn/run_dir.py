@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import checkpoint, parallel
 from .config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from .data import Corpus, load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError
 from .parallel import mpi_size
-from .training import TrainState, follow, new_state, restore_state, state_arrays, state_meta, train
+from .training import TrainState, new_state, restore_state, state_arrays, state_meta, train
 from .vocab import Vocab
+from .workers import blas_threads, connect_mpi, follow_mpi, start_here
 
 if TYPE_CHECKING:
     from .mpi import MpiWorkers
@@ -263,7 +263,7 @@ def train_run(
     if resume and force:
         raise ConfigError("--resume and --force: choose one (continue the run, or start it over)")
     ranks = mpi_size()
-    group = _connect_mpi(ranks) if ranks > 1 else None
+    group = connect_mpi(ranks) if ranks > 1 else None
     cfg = load_config(config_path, overrides)
     # under mpiexec a rank that cannot read the data stops them all
     corpus = group.agree(lambda: load_corpus(cfg.data)) if group is not None else load_corpus(cfg.data)
@@ -278,7 +278,7 @@ def train_run(
         group.plan = plan
         group.same_data(data_sha256, cfg.data.path)
         if group.rank > 0:
-            _follow_mpi(cfg, corpus, group)
+            follow_mpi(cfg, corpus, group)
             return {"rank": group.rank}
     try:
         return _lead(config_path, cfg, corpus, data_sha256, plan, group, resume, force, report, stop_requested)
@@ -386,7 +386,7 @@ def _train_in(
         report(event, info)
 
     with blas_threads(plan.threads):
-        workers = group or _local_workers(plan, cfg, corpus, state)
+        workers = group or start_here(plan, cfg, corpus, state)
         try:
             workers.share(state_meta(state), state_arrays(state))
             summary = train(cfg, corpus, state, save, tee, stop_requested, workers)
@@ -396,61 +396,6 @@ def _train_in(
         workers.close()
     per_sum = 1000 * workers.sum_seconds / workers.sums if workers.sums else None
     return {**summary, "workers": plan.workers, "threads": plan.threads, "sum_ms_per_step": per_sum}
-
-
-def _local_workers(plan: parallel.Plan, cfg: Config, corpus: Corpus, state: TrainState) -> parallel.Workers:
-    if plan.workers == 1:
-        return parallel.Workers(plan)
-    lead = parallel.LocalLead(plan, cfg, corpus.vocab.size, corpus.train, corpus.val, state_arrays(state), _follow_here)
-    # train from the shared copy, and let the stream the text was loaded into go: memory holds the text once
-    corpus.train, corpus.val = lead.train_ids(), lead.val_ids()
-    return lead
-
-
-def _follow_here(conn, rank: int, plan: parallel.Plan, cfg: Config, vocab_size: int, shared) -> None:
-    """What a worker that worker 0 started on this machine runs: follow it until it stops."""
-    workers = parallel.LocalFollower(conn, rank, plan, shared)
-    try:
-        with blas_threads(plan.threads):
-            state = new_state(cfg, vocab_size)
-            arrays = state_arrays(state)
-            restore_state(state, workers.share(None, arrays), arrays)
-            follow(cfg, workers.train_ids(), workers.val_ids(), state, workers)
-    except Exception as err:
-        workers.fail(err)
-        raise SystemExit(1) from None
-    finally:
-        workers.close()
-
-
-def _connect_mpi(ranks: int) -> MpiWorkers:
-    try:
-        from . import mpi
-    except ImportError as err:
-        raise CharrnnError(
-            f"charrnn train runs under mpiexec ({ranks} ranks) but cannot load MPI ({err}); "
-            "install it with: pip install 'charrnn[mpi]'"
-        ) from None
-    return mpi.MpiWorkers()
-
-
-def _follow_mpi(cfg: Config, corpus: Corpus, group: MpiWorkers) -> None:
-    """A rank other than 0: follow rank 0, which alone talks to the user and the disk."""
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_IGN)  # mpiexec passes Ctrl-C to every rank: rank 0 stops them all
-    with blas_threads(group.plan.threads):
-        state = new_state(cfg, corpus.vocab.size)
-        arrays = state_arrays(state)
-        restore_state(state, group.share(None, arrays), arrays)
-        follow(cfg, corpus.train, corpus.val, state, group)
-    group.close()
-
-
-@contextmanager
-def blas_threads(threads: int) -> Iterator[None]:
-    """BLAS threads of this process while training, through threadpoolctl (OpenBLAS, MKL, BLIS alike)."""
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
 
 
 def _check_resumable(path: Path, meta: dict, cfg: Config, vocab: Vocab, data_sha256: str) -> None:

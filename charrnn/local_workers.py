@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import Config
 from .errors import CharrnnError
-from .parallel import ADD_SLOTS, Plan, Group
+from .parallel import ADD_SLOTS, Group, Plan
 
 
 @dataclass(frozen=True)

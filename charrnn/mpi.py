@@ -17,7 +17,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .errors import CharrnnError, DataError
-from .parallel import Plan, Group
+from .parallel import Group, Plan
 
 T = TypeVar("T")
 

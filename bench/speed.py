@@ -443,6 +443,8 @@ def data_parallel(rows: list[dict], data: Path, args) -> dict:
                     "spread_defaults": spread([s["chars_per_sec"] for s in runs["defaults"]]),
                 }
             )
+            if name == "b" and args.break_even:
+                out["break_even"] = break_even(name, data, work, row["charrnn_chars_per_sec"], args)
             if name in args.side_by_side:
                 log(f"data-parallel ({name}): two default runs side by side")
                 time.sleep(PAUSE)
@@ -455,6 +457,30 @@ def data_parallel(rows: list[dict], data: Path, args) -> dict:
                 rates = [json.loads(p.communicate()[0])["chars_per_sec"] for p in both]
                 out["side_by_side"].append({"config": name, "alone": medians["defaults"], "together": rates})
     return out
+
+
+def break_even(name: str, data: Path, work: Path, rate: float, args) -> list[dict]:
+    """Where a second worker starts to pay: config `name` at smaller hidden sizes, 1 worker against 2.
+
+    The multiply-adds per worker and step where 2 overtake 1 is auto's MIN_STEP_WORK (charrnn/parallel.py).
+    """
+    L, H0, T, B = CONFIGS[name]
+    rows = []
+    for H in args.break_even:
+        scale = min(8.0, (3 * L * H0 * H0 + H0 * 67) / (3 * L * H * H + H * 67))  # small models are call-bound
+        steps = max(10, int(args.cli_seconds * rate * scale / (T * B)))
+        log(f"break-even: {L}x{H} seq {T} batch {B}, 1 and 2 workers, {steps} steps")
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(max(1, args.repeats // 2)):
+            for w in rates:
+                time.sleep(PAUSE)
+                extra = (f"model.hidden_size={H}", f"train.workers={w}")
+                rates[w].append(run_cli(cli_command(name, data, work, steps, "run", extra))["chars_per_sec"])
+        work_per_worker = T * B * 3 * ((2 * L - 1) * H * H + H * 67) / 2
+        rows.append(
+            {"hidden": H, "work_per_worker": work_per_worker, **{f"workers={w}": median(r) for w, r in rates.items()}}
+        )
+    return rows
 
 
 def sampling(threads_list, torch_ok, args) -> list[dict]:
@@ -699,6 +725,15 @@ def data_parallel_table(dp: dict) -> list[str]:
                 f"    mpiexec -n 2 {fmt(mpi)} vs 2 local workers {fmt(local)}: {mpi / local:.2f}; sum "
                 f"{fmt(sums['mpiexec -n 2'], '.2f')} ms vs {fmt(sums['workers=2'], '.2f')} ms"
             )
+    if dp.get("break_even"):
+        lines.append(
+            "    break-even, 2xH s50 b50, 1 -> 2 workers: "
+            + ", ".join(
+                f"H {r['hidden']} ({r['work_per_worker'] / 1e6:.1f}M multiply-adds per worker and step) "
+                f"{fmt(r['workers=1'])} -> {fmt(r['workers=2'])}"
+                for r in dp["break_even"]
+            )
+        )
     for s in dp["side_by_side"]:
         shares = [rate / s["alone"] for rate in s["together"]]
         lines.append(
@@ -723,6 +758,12 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: cli, parallel, sampling, sweep")
     parser.add_argument("--max-workers", type=int, default=3, help="data-parallel: workers up to this many")
     parser.add_argument("--side-by-side", default="bc", help="data-parallel: configs to run two at once")
+    parser.add_argument(
+        "--break-even",
+        default="16,32,64",
+        type=lambda text: [int(h) for h in text.split(",") if h],
+        help="data-parallel: hidden sizes of config b to race 1 against 2 workers at ('' skips)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

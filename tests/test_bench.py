@@ -121,7 +121,8 @@ def test_speed_races_the_data_parallel_command(tmp_path, shakespeare):
     done = run_bench(
         "speed.py",
         *("--configs", "b", "--threads", 1, "--repeats", 1, "--seconds", 0.05, "--cli-seconds", 0.05),
-        *("--max-workers", 2, "--side-by-side", "b", "--scale-mb", 0, "--skip", "cli,sampling,sweep", "--json"),
+        *("--max-workers", 2, "--side-by-side", "b", "--break-even", "16", "--scale-mb", 0),
+        *("--skip", "cli,sampling,sweep", "--json"),
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -131,6 +132,8 @@ def test_speed_races_the_data_parallel_command(tmp_path, shakespeare):
     [side] = json.loads(done.stdout)["data_parallel"]["side_by_side"]
     assert len(side["together"]) == 2 and all(rate > 0 for rate in side["together"])
     assert "side by side (b)" in done.stderr
+    [even] = json.loads(done.stdout)["data_parallel"]["break_even"]
+    assert even["hidden"] == 16 and even["workers=1"] > 0 and even["workers=2"] > 0
 
 
 def test_stdlib_corpus_writes_the_second_corpus(tmp_path):

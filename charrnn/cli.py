@@ -247,7 +247,7 @@ def visualize(
     \b
     Examples:
       charrnn visualize -c runs/code --text charrnn/model.py --top 2
-      charrnn visualize --text "ROMEO: (aside) \"No\"" --neuron 17 --predictions --html unit17.html
+      charrnn visualize --text "ROMEO: But soft, what light through yonder window breaks?" --neuron 17 --predictions
     """
     with _errors():
         commands.visualize.run(text, checkpoint_, layer, neuron, top, predictions, html_file)

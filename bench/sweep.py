@@ -13,7 +13,7 @@ A sweep file names a config, the --set options every variant shares, and each va
 
 Paths in the sweep file (config, and data.path in the options) resolve against the repository root.
 Runs go to a temporary directory unless --keep DIR. The table goes to stdout (JSON lines with --json);
-each run's progress lines to stderr. This is how the training-craft defaults in README.md were chosen.
+each run's progress lines to stderr. This is how the training-craft defaults were chosen (bench/README.md).
 """
 
 from __future__ import annotations

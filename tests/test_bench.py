@@ -1,4 +1,4 @@
-"""The bench scripts end to end on tiny inputs: they are how the README's figures are reproduced."""
+"""The bench scripts end to end on tiny inputs: they are how bench/README.md's figures are reproduced."""
 
 import json
 import math

@@ -38,10 +38,6 @@ class _Shared:
     parts64: str  # (size + 1, ADD_SLOTS) float64
 
 
-def _attach(name: str) -> SharedMemory:
-    return SharedMemory(name=name)
-
-
 class _LocalGroup(Group):
     """What worker 0 and the workers it started share: the blocks, and views of this worker's part."""
 
@@ -238,7 +234,7 @@ class LocalFollower(_LocalGroup):
     """A worker that worker 0 started on this machine; it talks to worker 0 only, through its pipe."""
 
     def __init__(self, conn: Connection, rank: int, plan: Plan, shared: _Shared):
-        blocks = {name: _attach(getattr(shared, name)) for name in ("ids", "state", "parts32", "parts64")}
+        blocks = {name: SharedMemory(name=getattr(shared, name)) for name in ("ids", "state", "parts32", "parts64")}
         super().__init__(plan, rank, plan.workers, shared, blocks)
         self.conn = conn
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,6 +90,10 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(err.exit_code) from None
 
 
+# a Dask address: [SCHEME://]HOST:PORT, HOST a name, an IPv4 address or a bracketed IPv6 one
+_SCHEDULER = re.compile(r"([a-z+]+://)?(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}")
+
+
 def _check(option: str, value, ok: bool, expected: str) -> None:
     if not ok:
         raise ConfigError(f"{option}: expected {expected}, got {value!r}")
@@ -111,6 +116,50 @@ def train(
     """
     with _errors():
         code = commands.train.run(config, set_, resume, force, quiet, as_json)
+    raise typer.Exit(code)
+
+
+@app.command()
+def sweep(
+    sweep_file: str = typer.Argument(
+        ..., metavar="SWEEP.yaml", help="Sweep file: base config, space, search, pruner (docs/sweep.md)."
+    ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a sweep key (samples=8) or a base config key of every trial (train.steps=300); repeatable.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Keep the finished trials; continue the unfinished ones from their checkpoints."
+    ),
+    force: bool = typer.Option(False, "--force", help="Start over in a folder that holds a sweep."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output, no leaderboard."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per trial on stdout, then a summary line."),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Run the trials on the workers of this Dask scheduler (tcp://HOST:PORT); default: a local cluster.",
+    ),
+) -> None:
+    """Search a run config's keys for the lowest validation loss: Optuna picks and prunes, Dask runs the trials.
+
+    Each trial is a run directory under out_dir/trials; at the end, a leaderboard and out_dir/best.yaml.
+    Needs the sweep extra: pip install 'charrnn[sweep]'.
+
+    \b
+    Example:
+      charrnn sweep configs/sweeps/shakespeare.yaml --set samples=8
+    """
+    with _errors():
+        _check(
+            "--scheduler",
+            scheduler,
+            scheduler is None or _SCHEDULER.fullmatch(scheduler) is not None,
+            "an address as tcp://HOST:PORT",
+        )
+        code = commands.sweep.run(sweep_file, set_, resume, force, quiet, as_json, scheduler)
     raise typer.Exit(code)
 
 

@@ -1,0 +1,735 @@
+"""Run a sweep: Optuna picks each trial's values and prunes, Dask runs the trials, each through charrnn's own loop.
+
+The one module that imports optuna and dask; `charrnn sweep` imports it when it runs, so train, sample
+and --help never load them. How the parts talk (docs/sweep.md has the user's side):
+
+- The study lives with this process, the driver, in an Optuna journal in out_dir (`study.journal`):
+  the driver alone asks Optuna for values, reports validation losses, asks the pruner, and tells
+  Optuna how each trial ended. Nothing else needs to reach the study.
+- A trial is one Dask task, `run_trial`, on any worker: `run_dir.train_run` with the trial's values as
+  --set overrides, `out_dir/trials/<name>` as its run directory, one worker process, its share of BLAS
+  threads. The corpus is read on the worker from data.path, resolved to an absolute path here.
+- After each validation a trial puts its loss on a Dask queue that the driver reads, and waits on its
+  own queue for the pruner's answer; a Dask event asks every trial to stop (Ctrl-C, the time budget).
+  Only the scheduler links driver and workers, so pruning works on a cluster as on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import optuna
+from distributed import Client, Event, LocalCluster, Queue, get_worker
+from distributed.scheduler import KilledWorker
+
+from . import checkpoint, parallel
+from .config import config_to_dict, dump_config, load_config
+from .data import load_corpus, make_tracks
+from .errors import CharrnnError, CheckpointError, ConfigError, DataError
+from .run_dir import RESUMABLE_CHANGES, train_run
+from .sweep_file import Dimension, Sweep, grid_points, override
+from .sweep_progress import leaderboard_markdown
+
+CONNECT_SECONDS = 10  # an existing scheduler must answer, and show a worker, within this
+ANSWER_SECONDS = 60  # a trial waits this long for the pruner's answer, then trains on
+POLL_SECONDS = 0.25  # how often a trial looks at the stop event
+PROGRESS_SECONDS = 1.0  # how often a trial sends its step for the table
+STUDY = "study.journal"  # what marks a folder as holding a sweep
+SWEEP_FILES = (STUDY, "sweep.json", "best.yaml", "leaderboard.md", "sweep.log")
+# how a trial can end; a stopped trial (Ctrl-C, the budget) stays unfinished and --resume continues it
+FINISHED = ("complete", "pruned", "failed")
+# errors a trial cannot be blamed for: every other trial would hit them too, so the sweep stops
+SWEEP_ERRORS = (ConfigError, DataError, CheckpointError)
+
+
+def run_sweep(
+    sweep: Sweep,
+    resume: bool = False,
+    force: bool = False,
+    scheduler: str | None = None,
+    report: Callable[[str, dict], None] = lambda e, i: None,
+    stop_requested: Callable[[], bool] = lambda: False,
+) -> dict:
+    """Run (or continue) a sweep to its end, its budget or a stop request; returns its summary.
+
+    report(event, info) gets ("start", ...), ("trial", row) whenever a trial's row changes, ("note", ...).
+    Raises ConfigError or CharrnnError for bad input, before any trial starts where it can be known then.
+    """
+    if resume and force:
+        raise ConfigError("--resume and --force: choose one (continue the sweep, or start it over)")
+    out_dir = sweep.out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{sweep.path}: out_dir: {out_dir} exists and is not a directory")
+    if scheduler is None or Path(sweep.base.data.path).exists():
+        _check_data(sweep)  # on a cluster the workers may see a path this machine does not
+    created = next((p for p in (*reversed(out_dir.parents), out_dir) if not p.exists()), None)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CharrnnError(f"{out_dir}: cannot create the sweep's folder: {err.strerror}") from None
+    with _sweep_lock(out_dir):
+        fresh = force or not (out_dir / STUDY).exists()
+        driver = None
+        try:
+            _prepare(sweep, resume, force, report)
+            with _engine_logs(out_dir / "sweep.log"):
+                driver = _Driver(sweep, _open_study(sweep), report, stop_requested)
+                if not driver.todo and len(driver.rows) >= sweep.trials():
+                    return driver.summary(0.0)  # nothing left to train: no cluster to start
+                with _dask(scheduler, sweep, out_dir / "sweep.log") as (client, slots, threads, where):
+                    return driver.run(client, slots, threads, where)
+        except BaseException:
+            if fresh and (driver is None or not driver.rows):  # no trial began: leave no half-made sweep
+                for name in SWEEP_FILES:
+                    (out_dir / name).unlink(missing_ok=True)
+                if created is not None:
+                    shutil.rmtree(created, ignore_errors=True)
+            raise
+
+
+# --- before anything starts -------------------------------------------------------------------------------
+
+
+def _check_data(sweep: Sweep) -> None:
+    """Read the text once here, so that a missing or too short one stops the sweep before its first trial."""
+    corpus = load_corpus(sweep.base.data)
+    shapes = {(sweep.base.train.batch_size, sweep.base.train.seq_length)}
+    if sweep.search == "grid":
+        for point in grid_points(sweep):
+            t = load_config(sweep.config, [*sweep.overrides, *(override(k, v) for k, v in point.items())]).train
+            shapes.add((t.batch_size, t.seq_length))
+    for batch_size, seq_length in sorted(shapes):
+        try:
+            make_tracks(corpus.train, batch_size, seq_length)
+        except ConfigError as err:
+            raise ConfigError(f"{sweep.path}: {err}") from None
+
+
+@contextmanager
+def _sweep_lock(out_dir: Path) -> Iterator[None]:
+    """One sweep per folder: an flock on `sweep.lock`, which the kernel drops when its holder dies."""
+    path = out_dir / "sweep.lock"
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as err:
+            raise CharrnnError(f"{path}: cannot lock the sweep's folder: {err.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CharrnnError(f"{out_dir}: another charrnn sweep is running in this folder") from None
+        with suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        os.close(fd)  # its holder removed the file between our open and our lock: lock the new one
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _identity(sweep: Sweep) -> dict:
+    """What a resumed sweep must share with the one it continues: the search, its space, the trials' config."""
+    base = config_to_dict(sweep.base)
+    for key in RESUMABLE_CHANGES:  # what a resumed run may change, a resumed sweep may too
+        section, _, name = key.partition(".")
+        base[section].pop(name, None)
+    space = [dataclasses.asdict(d) for d in sweep.space]
+    return json.loads(
+        json.dumps({"search": sweep.search, "pruner": sweep.pruner, "seed": sweep.seed, "space": space, "config": base})
+    )
+
+
+def _prepare(sweep: Sweep, resume: bool, force: bool, report: Callable[[str, dict], None]) -> None:
+    """Start over, continue, or refuse: --resume compares the sweep with the one it continues."""
+    out_dir = sweep.out_dir
+    held = (out_dir / STUDY).exists()
+    if held and not (resume or force):
+        raise CharrnnError(
+            f"{out_dir}: already holds a sweep ({STUDY}, trials/); continue it with --resume, "
+            "or start over with --force"
+        )
+    if resume and not held:
+        report("note", {"text": f"{out_dir}: no sweep to resume yet; starting one"})
+        resume = False
+    if force:
+        for name in SWEEP_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / "trials", ignore_errors=True)
+    identity = _identity(sweep)
+    if resume:
+        saved_path = out_dir / "sweep.json"
+        try:
+            saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"{saved_path}: cannot read it ({err}); start over with --force") from None
+        changed = [key for key in identity if saved.get(key) != identity[key]]
+        if changed:
+            raise ConfigError(
+                f"{saved_path}: cannot resume, the sweep changed ({', '.join(changed)}); "
+                "resume with the same sweep file and --set options, or start over with --force"
+            )
+    else:
+        checkpoint.atomic_write(out_dir / "sweep.json", (json.dumps(identity, indent=1) + "\n").encode())
+
+
+@contextmanager
+def _engine_logs(path: Path) -> Iterator[None]:
+    """Dask's and Optuna's logging, and Python warnings, into `path` while the sweep runs; never the terminal."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    names = ("distributed", "dask", "optuna", "tornado", "asyncio", "bokeh", "py.warnings")
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(logger.handlers, logger.propagate) for logger in loggers]
+    optuna_level = optuna.logging.get_verbosity()
+    for logger in loggers:
+        logger.handlers, logger.propagate = [handler], False
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            yield
+    finally:
+        logging.captureWarnings(False)
+        optuna.logging.set_verbosity(optuna_level)
+        for logger, (handlers, propagate) in zip(loggers, saved):
+            logger.handlers, logger.propagate = handlers, propagate
+        handler.close()
+
+
+def _open_study(sweep: Sweep) -> optuna.Study:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(sweep.out_dir / STUDY)))
+    seed = sweep.seed
+    with suppress(KeyError):  # a resumed random search must not draw its first values again
+        seed += len(optuna.load_study(study_name="charrnn", storage=storage).trials)
+    samplers = {"tpe": optuna.samplers.TPESampler(seed=seed)}
+    eval_every = sweep.base.train.eval_every  # the first validation: the pruners' first rung
+    steps = max([sweep.base.train.steps, *_highs(sweep.space, "train.steps")])
+    pruners = {
+        "none": optuna.pruners.NopPruner(),
+        "asha": optuna.pruners.SuccessiveHalvingPruner(min_resource=eval_every),
+        "hyperband": optuna.pruners.HyperbandPruner(min_resource=eval_every, max_resource=steps),
+        "median": optuna.pruners.MedianPruner(),
+    }
+    return optuna.create_study(
+        study_name="charrnn",
+        storage=storage,
+        # a grid is enqueued point by point (GridSampler's study.stop() fails under ask-and-tell, optuna#5141)
+        sampler=samplers.get(sweep.search, optuna.samplers.RandomSampler(seed=seed)),
+        pruner=pruners[sweep.pruner],
+        direction="minimize",
+        load_if_exists=True,
+    )
+
+
+def _highs(space: tuple[Dimension, ...], key: str) -> list[int]:
+    return [int(max(d.values) if d.values else d.high) for d in space if d.key == key]
+
+
+# --- the cluster ----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _dask(scheduler: str | None, sweep: Sweep, log: Path) -> Iterator[tuple[Client, int, int, str]]:
+    """A client of a new LocalCluster on 127.0.0.1, or of the scheduler at `scheduler`; closed on the way out.
+
+    Yields the client, the trials to run at once, each trial's BLAS threads, and where they run.
+    """
+    asked = sweep.base.train.threads
+    with ExitStack() as stack:
+        if scheduler is None:
+            cores = parallel.cores()
+            if asked == "auto":
+                slots = sweep.concurrent or cores
+                threads = max(1, cores // slots)
+            else:
+                threads = int(asked)
+                slots = sweep.concurrent or max(1, cores // threads)
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="charrnn-sweep-"))
+            cluster = _local_cluster(slots, log, scratch)
+            stack.callback(cluster.close, timeout=CONNECT_SECONDS)
+            client = Client(cluster, set_as_default=False)
+            stack.callback(client.close, timeout=CONNECT_SECONDS)
+            where = f"a local Dask cluster of {slots} worker process{'es' * (slots > 1)} on 127.0.0.1"
+        else:
+            client = _connect(scheduler)
+            stack.callback(client.close, timeout=CONNECT_SECONDS)
+            workers = client.nthreads()
+            threads = 1 if asked == "auto" else int(asked)
+            slots = sweep.concurrent or max(1, sum(workers.values()))
+            where = f"{len(workers)} Dask worker{'s' * (len(workers) > 1)} of {scheduler}"
+        yield client, slots, threads, where
+
+
+def _local_cluster(workers: int, log: Path, scratch: str) -> LocalCluster:
+    """Worker processes that inherit, while they start, an ignored SIGINT and the log as stdout and stderr.
+
+    Ctrl-C in a terminal reaches the whole process group; only the driver should hear it, to stop every
+    trial at a step boundary with a checkpoint. And whatever a worker prints, from its first line, goes to
+    the log: never to the user's terminal, nor into stdout, which --json keeps for its lines.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    with suppress(AttributeError, ValueError):  # a test runner's stand-in streams
+        sys.stdout.flush()
+        sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,  # one trial per process: each sets its own BLAS threads
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=False,  # the log has them all
+            local_directory=scratch,  # the workers' scratch space, removed with the cluster
+        )
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
+        if main:
+            signal.signal(signal.SIGINT, old)
+
+
+def _connect(scheduler: str) -> Client:
+    try:
+        client = Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False)
+    except ValueError as err:  # an address Dask cannot read
+        raise ConfigError(f"--scheduler {scheduler}: {str(err).splitlines()[0]}") from None
+    except (OSError, asyncio.TimeoutError):
+        raise CharrnnError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_SECONDS} s; "
+            "start one with `dask scheduler`, or leave --scheduler out for a local cluster"
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+    except (OSError, asyncio.TimeoutError):
+        client.close()
+        raise CharrnnError(
+            f"--scheduler {scheduler}: the scheduler has no worker (none joined within {CONNECT_SECONDS} s); "
+            f"start some with `dask worker {scheduler} --nthreads 1`"
+        ) from None
+    return client
+
+
+# --- on a worker: one trial -------------------------------------------------------------------------------
+
+
+class _TrialLink:
+    """A trial's side of the conversation with the driver: progress and validations out, pruning and stop in."""
+
+    def __init__(self, job: dict):
+        token, self.name = job["token"], job["name"]
+        self.reports = Queue(f"charrnn-sweep-{token}")
+        self.answers = Queue(f"charrnn-sweep-{token}-{self.name}") if job["prune"] else None
+        self.stop = Event(f"charrnn-sweep-{token}-stop")
+        self.pruned = self.stopped = False
+        self.next_poll = self.next_progress = 0.0
+        self.step = 0
+        self.best_val_loss: float | None = None
+        self.best_step: int | None = None
+
+    def report(self, event: str, info: dict) -> None:
+        if event == "start":
+            self.step = info["step"]
+            self._send("start", step=info["step"], steps=info["steps"])
+        elif event == "step":
+            self.step = info["step"]
+            if time.monotonic() >= self.next_progress:
+                self.next_progress = time.monotonic() + PROGRESS_SECONDS
+                self._send("step", step=info["step"])
+        elif event == "eval":
+            if self.best_val_loss is None or info["val_loss"] < self.best_val_loss:
+                self.best_val_loss, self.best_step = info["val_loss"], info["step"]
+            self._send("eval", step=info["step"], val_loss=info["val_loss"])
+            if self.answers is not None:
+                # no answer in time: the driver is gone or stuck; train on, its stop event still stops us
+                with suppress(asyncio.TimeoutError):
+                    self.pruned = bool(self.answers.get(timeout=ANSWER_SECONDS)["prune"])
+
+    def stop_requested(self) -> bool:
+        if not (self.pruned or self.stopped) and time.monotonic() >= self.next_poll:
+            self.next_poll = time.monotonic() + POLL_SECONDS
+            self.stopped = self.stop.is_set()
+        return self.pruned or self.stopped
+
+    def _send(self, kind: str, **info) -> None:
+        self.reports.put({"trial": self.name, "kind": kind, **info})
+
+
+def run_trial(job: dict) -> dict:
+    """On a Dask worker: train one trial through charrnn's own loop, continuing its checkpoint if it has one.
+
+    Returns the trial's row (its state: complete, pruned, stopped or failed), or its error when the sweep
+    itself cannot go on (bad config or data). Writes trial.json into the run directory.
+    """
+    link = _TrialLink(job)
+    row = {
+        "trial": job["name"],
+        "number": job["number"],
+        "values": job["values"],
+        "state": "failed",
+        "step": 0,
+        "steps": job["steps"],
+        "best_val_loss": None,
+        "best_step": None,
+        "run_dir": job["run_dir"],
+        "error": None,
+        "worker": _worker_address(),
+    }
+    try:
+        summary = train_run(job["config"], job["overrides"], True, False, link.report, link.stop_requested)
+    except SWEEP_ERRORS as err:
+        return {
+            **row,
+            "state": "error",
+            "error": str(err),
+            "exit_code": err.exit_code,
+            "data": isinstance(err, DataError),
+        }
+    except CharrnnError as err:  # diverged, out of memory, a full disk: this trial failed, the sweep goes on
+        row.update(error=str(err), step=link.step, best_val_loss=link.best_val_loss, best_step=link.best_step)
+    else:
+        stopped_early = summary["interrupted"]
+        row.update(
+            state=("pruned" if link.pruned else "stopped") if stopped_early else "complete",
+            step=summary["step"],
+            steps=summary["steps"],
+            best_val_loss=summary["best_val_loss"],
+            best_step=summary["best_step"],
+        )
+    run_dir = Path(job["run_dir"])
+    if run_dir.is_dir():  # how a trial ended, beside its checkpoints: `pruned` is marked here
+        fields = ("trial", "state", "values", "step", "steps", "best_val_loss", "best_step", "error")
+        checkpoint.atomic_write(run_dir / "trial.json", (json.dumps({k: row[k] for k in fields}) + "\n").encode())
+    return row
+
+
+def _worker_address() -> str | None:
+    try:
+        return get_worker().address
+    except ValueError:
+        return None
+
+
+# --- the driver -------------------------------------------------------------------------------------------
+
+
+def trial_name(number: int) -> str:
+    return f"t{number:03d}"
+
+
+class _Driver:
+    """Keeps `slots` trials running, answers their validations with the pruner, and records how each ended."""
+
+    def __init__(self, sweep: Sweep, study: optuna.Study, report, stop_requested):
+        self.sweep, self.study = sweep, study
+        self.report, self.stop_requested = report, stop_requested
+        self.token = uuid.uuid4().hex[:12]  # names this invocation's queues and stop event on the scheduler
+        self.answers: dict[str, Queue] = {}
+        self.trials: dict[str, optuna.Trial] = {}  # the running ones, by name
+        self.running: dict[Any, dict] = {}  # future -> row
+        self.rows: dict[int, dict] = {}  # every trial's row, by number
+        # unfinished trials of an earlier invocation: continued from their checkpoints, first
+        self.todo: list[optuna.trial.FrozenTrial] = []
+        for frozen in study.get_trials(deepcopy=False):
+            self.rows[frozen.number] = _row_of(frozen, sweep)
+            if frozen.state == optuna.trial.TrialState.RUNNING:
+                self.todo.append(frozen)
+        self.stop_reason: str | None = None
+        self.fatal: dict | None = None
+
+    def run(self, client: Client, slots: int, threads: int, where: str) -> dict:
+        sweep, todo = self.sweep, self.todo
+        self.client, self.slots, self.threads = client, slots, threads
+        self.reports = Queue(f"charrnn-sweep-{self.token}", client=client)
+        self.stop = Event(f"charrnn-sweep-{self.token}-stop", client=client)
+        done = sum(row["state"] in FINISHED for row in self.rows.values())
+        planned = max(sweep.trials(), len(self.rows))
+        self.report(
+            "start",
+            {
+                "out_dir": str(sweep.out_dir),
+                "trials": planned,
+                "finished": done,
+                "concurrent": slots,
+                "threads": threads,
+                "where": where,
+                "keys": [d.key for d in sweep.space],
+                "rows": list(self.rows.values()),
+            },
+        )
+        started = time.monotonic()
+        while True:
+            if self.stop_reason is None:
+                if self.stop_requested():
+                    self._stop("interrupted", "stopping: every running trial saves a checkpoint and stops")
+                elif sweep.max_seconds and time.monotonic() - started >= sweep.max_seconds:
+                    self._stop(
+                        "max_seconds",
+                        f"max_seconds {sweep.max_seconds:g} reached: stopping the running trials at their checkpoints",
+                    )
+            while self.stop_reason is None and len(self.running) < self.slots:
+                if todo:
+                    frozen = todo.pop(0)
+                    self._submit(optuna.Trial(self.study, frozen._trial_id))
+                elif len(self.rows) < sweep.trials():
+                    self._submit(self._ask())
+                else:
+                    break
+            if not self.running:
+                break
+            self._listen()
+            self._collect()
+        if self.fatal is not None:
+            fatal = self.fatal
+            where = f" on the worker at {fatal['worker']}" if fatal["worker"] else ""
+            hint = (
+                "; data.path must name the text at the same path on every worker (docs/sweep.md)"
+                if fatal["data"]
+                else ""
+            )
+            err = CharrnnError(f"trial {fatal['trial']}{where}: {fatal['error']}{hint}")
+            err.exit_code = fatal["exit_code"]
+            raise err
+        return self.summary(time.monotonic() - started)
+
+    def _stop(self, reason: str, text: str) -> None:
+        self.stop_reason = reason
+        self.stop.set()
+        if self.running:
+            self.report("note", {"text": text})
+
+    def _ask(self) -> optuna.Trial:
+        sweep = self.sweep
+        if sweep.search == "grid":
+            taken = [row["values"] for row in self.rows.values()]
+            self.study.enqueue_trial(next(p for p in grid_points(sweep) if p not in taken))
+        trial = self.study.ask()
+        for d in sweep.space:
+            _suggest(trial, d)
+        return trial
+
+    def _submit(self, trial: optuna.Trial) -> None:
+        sweep = self.sweep
+        name = trial_name(trial.number)
+        values = {d.key: trial.params[d.key] for d in sweep.space}
+        run_dir = sweep.out_dir / "trials" / name
+        overrides = [
+            *sweep.overrides,
+            f"data.path={sweep.base.data.path}",  # absolute: a worker's current directory is its own
+            *(override(k, v) for k, v in values.items()),
+            f"train.out_dir={run_dir}",
+            "train.workers=1",
+            f"train.threads={self.threads}",
+        ]
+        prune, steps = sweep.pruner != "none", self._steps(values)
+        job = {
+            "token": self.token,
+            "name": name,
+            "number": trial.number,
+            "values": values,
+            "prune": prune,
+            "config": str(sweep.config),
+            "overrides": overrides,
+            "run_dir": str(run_dir),
+            "steps": steps,
+        }
+        trial.set_user_attr("name", name)
+        if prune:
+            self.answers[name] = Queue(f"charrnn-sweep-{self.token}-{name}", client=self.client)
+        self.trials[name] = trial
+        future = self.client.submit(run_trial, job, key=f"charrnn-{name}-{self.token}", pure=False)
+        previous = self.rows.get(trial.number, {})
+        row = {
+            **_blank_row(trial.number, values, run_dir, steps),
+            "step": previous.get("step", 0),
+            "best_val_loss": previous.get("best_val_loss"),
+            "best_step": previous.get("best_step"),
+            "state": "running",
+        }
+        self.rows[trial.number] = self.running[future] = row
+        self.report("trial", row)
+
+    def _steps(self, values: dict) -> int:
+        return int(values.get("train.steps", self.sweep.base.train.steps))
+
+    def _listen(self) -> None:
+        """Read what the trials sent: the first message within a fraction of a second, then all that wait."""
+        try:
+            messages = [self.reports.get(timeout=0.2)]
+        except asyncio.TimeoutError:
+            return
+        messages += self.reports.get(batch=True)
+        for message in messages:
+            row = next((r for r in self.running.values() if r["trial"] == message["trial"]), None)
+            if row is None:
+                continue  # from a trial that has ended since
+            row["step"] = message["step"]
+            if message["kind"] == "start":
+                row["steps"] = message["steps"]
+            elif message["kind"] == "eval":
+                self._validated(row, message["step"], message["val_loss"])
+            self.report("trial", row)
+
+    def _validated(self, row: dict, step: int, val_loss: float) -> None:
+        row["val_loss"] = val_loss
+        if row["best_val_loss"] is None or val_loss < row["best_val_loss"]:
+            row["best_val_loss"], row["best_step"] = val_loss, step
+        trial = self.trials[row["trial"]]
+        trial.report(val_loss, step)
+        if row["trial"] in self.answers:
+            prune = self.stop_reason is None and trial.should_prune()
+            self.answers[row["trial"]].put({"prune": prune})
+
+    def _collect(self) -> None:
+        for future in [f for f in self.running if f.done()]:
+            row = self.running.pop(future)
+            try:
+                result = future.result()
+            except KilledWorker:
+                result = {
+                    **row,
+                    "state": "failed",
+                    "error": "its worker process died, every time Dask tried it (out of memory?); see sweep.log",
+                }
+            trial = self.trials.pop(row["trial"])
+            self.answers.pop(row["trial"], None)
+            if result["state"] == "error":
+                if self.fatal is None:
+                    self.fatal = result
+                    self._stop("error", f"trial {row['trial']} cannot run, so no trial can: stopping the others")
+                result = {**row, "state": "stopped", "step": row["step"]}
+            for key in ("worker", "exit_code", "data"):
+                result.pop(key, None)
+            result.setdefault("val_loss", row.get("val_loss"))
+            self.rows[row["number"]] = result
+            self._record(trial, result)
+            self.report("trial", result)
+
+    def _record(self, trial: optuna.Trial, row: dict) -> None:
+        """Keep the trial's row in the study, and tell Optuna how it ended (an unfinished trial stays running)."""
+        from optuna.trial import TrialState
+
+        trial.set_user_attr("row", {k: v for k, v in row.items() if k != "val_loss"})
+        state = row["state"]
+        if state == "complete" and row["best_val_loss"] is not None:
+            self.study.tell(trial, row["best_val_loss"])
+        elif state == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+        elif state in FINISHED:
+            self.study.tell(trial, state=TrialState.FAIL)
+
+    def summary(self, seconds: float) -> dict:
+        sweep = self.sweep
+        rows = [self.rows[n] for n in sorted(self.rows)]
+        complete = [r for r in rows if r["state"] == "complete" and r["best_val_loss"] is not None]
+        best = min(complete, key=lambda r: r["best_val_loss"]) if complete else None
+        best_yaml = None
+        if best is not None:
+            best_yaml = sweep.out_dir / "best.yaml"
+            checkpoint.atomic_write(best_yaml, _best_config(sweep, best).encode())
+        keys = [d.key for d in sweep.space]
+        checkpoint.atomic_write(sweep.out_dir / "leaderboard.md", leaderboard_markdown(rows, keys).encode())
+        counts = {state: sum(r["state"] == state for r in rows) for state in FINISHED}
+        return {
+            "out_dir": str(sweep.out_dir),
+            "rows": rows,
+            "keys": keys,
+            "trials": len(rows),
+            **counts,
+            "unfinished": len(rows) - sum(counts.values()),
+            "steps_trained": sum(r["step"] or 0 for r in rows),
+            "best": best,
+            "best_yaml": str(best_yaml) if best_yaml else None,
+            "interrupted": self.stop_reason == "interrupted",
+            "stop_reason": self.stop_reason or "done",
+            "wall_seconds": seconds,
+        }
+
+
+def _suggest(trial: optuna.Trial, d: Dimension) -> Any:
+    if d.kind in ("list", "choice"):
+        return trial.suggest_categorical(d.key, list(d.values))
+    if d.kind == "int":
+        return trial.suggest_int(d.key, int(d.low), int(d.high), step=d.step or 1)
+    return trial.suggest_float(d.key, d.low, d.high, log=d.kind == "loguniform")
+
+
+def _blank_row(number: int, values: dict, run_dir: Path, steps: int) -> dict:
+    return {
+        "trial": trial_name(number),
+        "number": number,
+        "values": values,
+        "state": "waiting",
+        "step": 0,
+        "steps": steps,
+        "best_val_loss": None,
+        "best_step": None,
+        "run_dir": str(run_dir),
+        "error": None,
+        "val_loss": None,
+    }
+
+
+def _row_of(frozen: optuna.trial.FrozenTrial, sweep: Sweep) -> dict:
+    """A trial of an earlier invocation as the table shows it: its saved row, else what Optuna knows."""
+    from optuna.trial import TrialState
+
+    values = {d.key: frozen.params.get(d.key) for d in sweep.space}
+    run_dir = sweep.out_dir / "trials" / trial_name(frozen.number)
+    row = {**_blank_row(frozen.number, values, run_dir, sweep.base.train.steps), **frozen.user_attrs.get("row", {})}
+    row.pop("worker", None)
+    if frozen.state == TrialState.RUNNING:
+        row["state"] = "stopped"  # unfinished: this invocation continues it
+    elif row["state"] not in FINISHED:
+        row["state"] = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(frozen.state, "failed")
+    return row
+
+
+def _best_config(sweep: Sweep, best: dict) -> str:
+    """The best trial's complete run config, ready for `charrnn train`: its values over the base config, with
+    the base config's own workers, threads and run directory rather than the ones the sweep gave the trial."""
+    overrides = [
+        *sweep.overrides,
+        f"data.path={sweep.base.data.path}",
+        *(override(k, v) for k, v in best["values"].items()),
+    ]
+    cfg = load_config(sweep.config, overrides)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out_dir=None))
+    loss = best["best_val_loss"]
+    header = (
+        f"# The best trial of the sweep {sweep.path} ({best['trial']}: best validation loss {loss:.4f} at step "
+        f"{best['best_step']}), as a run config:\n#   charrnn train {sweep.out_dir / 'best.yaml'}\n"
+        f"# Its run directory: {best['run_dir']}\n"
+    )
+    return header + dump_config(cfg)

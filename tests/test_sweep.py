@@ -1,0 +1,349 @@
+"""`charrnn sweep` end to end on a tiny text: grid and random search, pruning, interrupt and resume, an existing
+Dask cluster, an address where no scheduler listens, and bad sweep files. Real clusters, on 127.0.0.1 only."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .helpers import COMMAND, assert_one_line_error, invoke, losses, snapshot, write_config
+
+# long enough that a trial has checkpoints before it ends, short enough for the suite
+GRID = {"model.hidden_size": [8, 12], "train.learning_rate": [1.0e-2, 3.0e-3]}
+
+
+@pytest.fixture(autouse=True)
+def _scratch_in_tmp_path(tmp_path, monkeypatch):
+    """Dask's scratch space (a temporary folder) under tmp_path too, in this process and the ones it starts."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
+def write_sweep(folder: Path, name: str = "sweep.yaml", **keys) -> Path:
+    """A sweep over the tiny run of helpers.write_config (H=8, L=2, 12 steps, validation every 4)."""
+    if not (folder / "run.yaml").exists():
+        write_config(folder)
+    spec = {"config": "run.yaml", "space": GRID, "out_dir": str(folder / "out"), **keys}
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def json_lines(stdout: str) -> tuple[list[dict], dict]:
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    return lines[:-1], lines[-1]
+
+
+@contextlib.contextmanager
+def started(*argv: str, cwd: Path, **kwargs):
+    """A process in its own session, ended (TERM, then KILL) with all its children whatever the test did."""
+    with open(cwd / f"{Path(argv[0]).name}-{argv[1]}.log", "w") as log:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        try:
+            yield proc
+        finally:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=wait)
+                    break
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- refused before anything starts: no engine needed ---------------------------------------------------------
+
+
+BAD = [
+    ({"serach": "grid"}, "serach: unknown key (did you mean search?)"),
+    ({"space": {"model.hidden_sise": [8]}}, "space: model.hidden_sise: unknown key (did you mean model.hidden_size?)"),
+    ({"space": {"hidden_size": [8]}}, "space: hidden_size: expected a config key as section.key"),
+    ({"space": {"model.hidden_size": [8, 0]}}, "space: model.hidden_size: expected a positive integer, got 0"),
+    ({"space": {"train.learning_rate": ["1e-3"]}}, "train.learning_rate: expected a positive number, got '1e-3'"),
+    ({"space": {}}, "space: empty"),
+    ({"space": {"model.hidden_size": []}}, "space: model.hidden_size: expected a non-empty list"),
+    (
+        {"space": {"model.dropout": {"uniform": [0.0, 1.0]}}, "search": "random", "samples": 2},
+        "space: model.dropout: uniform high: expected a number in [0, 1), got 1.0",
+    ),
+    (
+        {"space": {"model.hidden_size": {"uniform": [8, 16]}}, "search": "random", "samples": 2},
+        "space: model.hidden_size: uniform low: expected a positive integer, got 8.0",
+    ),
+    (
+        {"space": {"train.learning_rate": {"loguniform": [0, 0.1]}}, "search": "tpe", "samples": 2},
+        "space: train.learning_rate: loguniform: expected low > 0",
+    ),
+    (
+        {"space": {"model.hidden_size": {"int": [16, 8]}}, "search": "random", "samples": 2},
+        "space: model.hidden_size: int: expected low < high",
+    ),
+    (
+        {"space": {"model.hidden_size": {"gaussian": [8, 16]}}, "search": "random", "samples": 2},
+        "space: model.hidden_size: gaussian: unknown",
+    ),
+    ({"space": {"model.dropout": {"uniform": [0.0, 0.5]}}}, "a grid search needs a list of values"),
+    ({"search": "random"}, "samples: missing; a random search needs the number of trials"),
+    ({"search": "tpe", "samples": 0}, "samples: expected a positive integer, got 0"),
+    ({"samples": 4}, "samples: a grid search runs every point"),
+    ({"pruner": "asha!"}, "pruner: expected one of none, asha, hyperband, median"),
+    ({"space": {"train.out_dir": ["a", "b"]}}, "space: train.out_dir: the sweep sets it"),
+    ({"config": "missing.yaml"}, "config: ", "missing.yaml: no such config file"),
+]
+
+
+@pytest.mark.parametrize(("keys", "fragments"), [(b[0], b[1:]) for b in BAD])
+def test_bad_sweep_files_are_refused_before_anything_starts(tmp_path, keys, fragments):
+    sweep = write_sweep(tmp_path, **keys)
+    done = invoke("sweep", sweep)
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, f"{sweep}: ", *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_yaml_and_bad_set_options(tmp_path):
+    sweep = write_sweep(tmp_path)
+    sweep.write_text("config: run.yaml\nspace: {model.hidden_size: [8, 16]\n")
+    done = invoke("sweep", sweep)
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, f"{sweep}:3:1: YAML syntax error")
+    sweep = write_sweep(tmp_path)
+    for option, fragment in [
+        ("sampels=3", "--set sampels=3: sampels: unknown sweep key (did you mean samples?)"),
+        ("train.stepz=3", "--set train.stepz=3: train.stepz: unknown key (did you mean train.steps?)"),
+        ("train.workers=2", "--set train.workers=2: the sweep sets it"),
+        ("model.hidden_size=16", "space: model.hidden_size: also given with --set"),
+        ("data.val_fraction=0", "data.val_fraction: a sweep ranks its trials by validation loss"),
+    ]:
+        done = invoke("sweep", sweep, "--set", option)
+        assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, fragment)
+    done = invoke("sweep", sweep, "--scheduler", "no address")
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, "--scheduler: expected an address")
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_sample_and_help_never_import_the_engines(tmp_path):
+    config = write_config(tmp_path)
+    sweep = write_sweep(tmp_path, pruner="asha!")
+    code = (
+        "import sys; from typer.testing import CliRunner; from charrnn.cli import app\n"
+        "r = CliRunner()\n"
+        "assert r.invoke(app, ['--help']).exit_code == 0\n"
+        "assert r.invoke(app, ['sweep', '--help']).exit_code == 0\n"
+        f"assert r.invoke(app, ['sweep', {str(sweep)!r}]).exit_code == 2\n"
+        f"assert r.invoke(app, ['train', {str(config)!r}, '-q', '--set', 'train.steps=2']).exit_code == 0\n"
+        "assert r.invoke(app, ['sample', '-c', 'runs/run', '-n', '5']).exit_code == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'dask', 'distributed')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
+
+
+def test_without_the_extra_one_line_names_the_pip_command(tmp_path, monkeypatch):
+    import charrnn
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    monkeypatch.delitem(sys.modules, "charrnn.sweep", raising=False)
+    monkeypatch.delattr(charrnn, "sweep", raising=False)
+    done = invoke("sweep", write_sweep(tmp_path))
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 1, "optuna", "pip install 'charrnn[sweep]'")
+
+
+# --- real sweeps ------------------------------------------------------------------------------------------------
+
+
+def test_grid_sweep_trains_every_point_as_a_run_directory(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    monkeypatch.chdir(tmp_path)
+    sweep = write_sweep(tmp_path)
+    done = invoke("sweep", sweep, "--json")
+    assert done.exit_code == 0, done.stderr
+    trials, summary = json_lines(done.stdout)
+    out = tmp_path / "out"
+    # every grid point once, in order, the last key varying fastest
+    assert [t["trial"] for t in trials] == ["t000", "t001", "t002", "t003"]
+    assert [list(t["values"].values()) for t in trials] == [[8, 0.01], [8, 0.003], [12, 0.01], [12, 0.003]]
+    assert {(t["state"], t["step"], t["steps"]) for t in trials} == {("complete", 12, 12)}
+    best = min(trials, key=lambda t: t["best_val_loss"])
+    assert summary["trials"] == summary["complete"] == 4 and summary["pruned"] == summary["failed"] == 0
+    assert (summary["best_trial"], summary["best_values"]) == (best["trial"], best["values"])
+    assert summary["steps_trained"] == 48 and summary["stop_reason"] == "done"
+    # each trial an ordinary run directory: one worker, its values, its own checkpoints, how it ended
+    for t in trials:
+        run_dir = Path(t["run_dir"])
+        assert run_dir == out / "trials" / t["trial"]
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert cfg["model"]["hidden_size"] == t["values"]["model.hidden_size"]
+        assert (cfg["train"]["workers"], cfg["train"]["threads"], cfg["train"]["out_dir"]) == (1, 1, str(run_dir))
+        assert json.loads((run_dir / "trial.json").read_text())["state"] == "complete"
+    listed = invoke("runs", out / "trials", "--json")
+    assert [Path(r["run"]).name for r in json.loads(listed.stdout)] == ["t000", "t001", "t002", "t003"]
+    assert invoke("info", out / "trials" / "t002").exit_code == 0
+    # the engines' own logging went to the log, the table and leaderboard to stderr
+    assert "distributed" in (out / "sweep.log").read_text()
+    assert "distributed" not in done.stderr and "optuna" not in done.stderr.lower()
+    assert "t000 running" in done.stderr and f"best: {best['trial']}" in done.stderr
+    assert (out / "leaderboard.md").read_text().splitlines()[2].startswith(f"| 1 | {best['trial']} |")
+
+    # best.yaml: the best trial's complete run config, trained again as it is
+    best_yaml = yaml.safe_load((out / "best.yaml").read_text())
+    assert best_yaml["model"]["hidden_size"] == best["values"]["model.hidden_size"]
+    assert best_yaml["train"]["workers"] == "auto" and best_yaml["train"]["out_dir"] is None
+    again = invoke("train", out / "best.yaml", "--set", "train.steps=3", "--json", "-q")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["step"] == 3 and (tmp_path / "runs" / "best" / "latest.json").exists()
+
+    # the folder now holds a sweep: it needs --resume or --force; --resume of a finished one trains nothing
+    before = snapshot(out / "trials")
+    done = invoke("sweep", sweep)
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 1, "already holds a sweep", "--resume", "--force")
+    done = invoke("sweep", sweep, "--resume", "--json")
+    assert done.exit_code == 0, done.stderr
+    assert json_lines(done.stdout)[0] == trials and snapshot(out / "trials") == before
+    done = invoke("sweep", sweep, "--resume", "--set", "search=random", "--set", "samples=4")
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, "cannot resume, the sweep changed (search)")
+
+
+def test_random_search_prunes_on_an_existing_dask_cluster(tmp_path):
+    """A real `dask scheduler` and `dask worker` on 127.0.0.1; the pruner answers the trials through it."""
+    pytest.importorskip("optuna")
+    distributed = pytest.importorskip("distributed")
+    dask = str(Path(sys.executable).with_name("dask"))
+    if not Path(dask).exists():
+        pytest.skip("no dask command beside this python")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    worker = [dask, "worker", address, "--host", "127.0.0.1", "--no-dashboard", "--nthreads", "1", "--nworkers", "2"]
+    scheduler = [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    with started(*scheduler, cwd=tmp_path), started(*worker, cwd=tmp_path, env=env):
+        with distributed.Client(address, timeout=60) as client:  # both workers up before the sweep looks
+            client.wait_for_workers(2, timeout=60)
+        sweep = write_sweep(
+            tmp_path,
+            space={"train.learning_rate": {"loguniform": [1.0e-3, 3.0e-2]}, "model.hidden_size": {"int": [8, 16]}},
+            search="random",
+            samples=6,
+            pruner="asha",
+            concurrent=1,  # one at a time: the pruner sees the trials in order, so the test knows the outcome
+        )
+        done = invoke("sweep", sweep, "--json", "--scheduler", address, "--set", "train.steps=24")
+        # a text the workers cannot read (nor this machine, which leaves the check to them): one clear error
+        gone = tmp_path / "elsewhere" / "t.txt"
+        unread = invoke(
+            "sweep",
+            sweep,
+            "--scheduler",
+            address,
+            "--set",
+            f"data.path={gone}",
+            "--set",
+            f"out_dir={tmp_path / 'out2'}",
+        )
+    assert done.exit_code == 0, done.stderr
+    trials, summary = json_lines(done.stdout)
+    assert f"on 2 Dask workers of {address}" in done.stderr
+    assert len(trials) == 6 and summary["complete"] + summary["pruned"] == 6
+    for t in trials:
+        assert 1.0e-3 <= t["values"]["train.learning_rate"] <= 3.0e-2 and 8 <= t["values"]["model.hidden_size"] <= 16
+    pruned = [t for t in trials if t["state"] == "pruned"]
+    assert pruned and summary["pruned"] == len(pruned) and summary["steps_trained"] < 6 * 24
+    for t in pruned:  # stopped at a validation, its directory kept with a checkpoint and marked pruned
+        run_dir = Path(t["run_dir"])
+        assert t["step"] < 24 and t["step"] % 4 == 0
+        assert json.loads((run_dir / "trial.json").read_text())["state"] == "pruned"
+        assert json.loads((run_dir / "latest.json").read_text())["step"] == t["step"]
+    assert trials[0]["state"] == "complete"  # the first trial at each rung goes on
+
+    assert unread.exit_code == 1 and unread.stdout == ""
+    last = unread.stderr.splitlines()[-1]
+    assert last.startswith("Error: trial t000 on the worker at tcp://127.0.0.1:") and "Traceback" not in unread.stderr
+    assert f"{gone}: data file not found" in last and "the same path on every worker" in last
+
+
+def test_interrupt_then_resume_continues_the_unfinished_trials_exactly(tmp_path):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    # two short trials that finish, two long ones that Ctrl-C stops after their first checkpoints
+    sweep = write_sweep(tmp_path, space={"train.steps": [20, 1500], "train.learning_rate": [1.0e-2, 3.0e-3]})
+    sets = ["--set", "train.checkpoint_every=20", "--set", "train.eval_every=100"]
+    trials = tmp_path / "out" / "trials"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [*COMMAND, "sweep", str(sweep), *sets],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not all(
+            (trials / n / f).exists()
+            for n, f in [
+                ("t000", "trial.json"),
+                ("t001", "trial.json"),
+                ("t002", "latest.json"),
+                ("t003", "latest.json"),
+            ]
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group, workers included
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    resume = f"resume with: charrnn sweep {sweep} {' '.join(sets)} --resume"
+    assert resume in stderr and "t002 stopped at step" in stderr, stderr
+    stopped = {n: json.loads((trials / n / "latest.json").read_text())["step"] for n in ("t002", "t003")}
+    assert all(0 < step < 1500 for step in stopped.values()), stopped
+    finished = {n: snapshot(trials / n) for n in ("t000", "t001")}
+
+    done = invoke("sweep", sweep, *sets, "--resume", "--json")
+    assert done.exit_code == 0, done.stderr
+    rows, summary = json_lines(done.stdout)
+    assert [(t["trial"], t["state"], t["step"]) for t in rows] == [
+        ("t000", "complete", 20),
+        ("t001", "complete", 20),
+        ("t002", "complete", 1500),
+        ("t003", "complete", 1500),
+    ]
+    assert {n: snapshot(trials / n) for n in finished} == finished  # untouched, byte for byte
+    assert f"t002 running from step {stopped['t002']}" in done.stderr
+    # continued from its checkpoint exactly as one uninterrupted run of its config
+    again = invoke("train", trials / "t002" / "config.yaml", "-q", "--set", f"train.out_dir={tmp_path / 'again'}")
+    assert again.exit_code == 0, again.stderr
+    assert losses(trials / "t002") == losses(tmp_path / "again")
+
+
+def test_an_address_where_no_scheduler_listens_is_one_line_within_bounded_time(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    from charrnn import sweep as engine
+
+    monkeypatch.setattr(engine, "CONNECT_SECONDS", 2)
+    sweep = write_sweep(tmp_path)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    done = invoke("sweep", sweep, "--scheduler", address)
+    assert time.monotonic() - began < 15
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 1, f"--scheduler {address}: no Dask scheduler")
+    assert not (tmp_path / "out").exists()  # no half-made sweep left behind

@@ -121,9 +121,7 @@ def train(
 
 @app.command()
 def sweep(
-    sweep_file: str = typer.Argument(
-        ..., metavar="SWEEP.yaml", help="Sweep file: base config, space, search, pruner (docs/sweep.md)."
-    ),
+    sweep_file: str = typer.Argument(..., help="Sweep file: base config, space, search, pruner (docs/sweep.md)."),
     set_: list[str] = typer.Option(
         [],
         "--set",

@@ -45,7 +45,7 @@ from .data import load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError, DataError
 from .run_dir import RESUMABLE_CHANGES, train_run
 from .sweep_file import Dimension, Sweep, grid_points, override
-from .sweep_progress import leaderboard_markdown
+from .sweep_progress import leaderboard_markdown, shown_path
 
 CONNECT_SECONDS = 10  # an existing scheduler must answer, and show a worker, within this
 ANSWER_SECONDS = 60  # a trial waits this long for the pruner's answer, then trains on
@@ -91,8 +91,11 @@ def run_sweep(
             _prepare(sweep, resume, force, report)
             with _engine_logs(out_dir / "sweep.log"):
                 driver = _Driver(sweep, _open_study(sweep), report, stop_requested)
-                if not driver.todo and len(driver.rows) >= sweep.trials():
-                    return driver.summary(0.0)  # nothing left to train: no cluster to start
+                if not driver.todo and len(driver.rows) >= sweep.trials():  # no cluster to start
+                    report(
+                        "note", {"text": f"{out_dir}: its {len(driver.rows)} trials have finished; nothing to train"}
+                    )
+                    return driver.summary(0.0)
                 with _dask(scheduler, sweep, out_dir / "sweep.log") as (client, slots, threads, where):
                     return driver.run(client, slots, threads, where)
         except BaseException:
@@ -166,7 +169,7 @@ def _prepare(sweep: Sweep, resume: bool, force: bool, report: Callable[[str, dic
     held = (out_dir / STUDY).exists()
     if held and not (resume or force):
         raise CharrnnError(
-            f"{out_dir}: already holds a sweep ({STUDY}, trials/); continue it with --resume, "
+            f"{shown_path(out_dir)}: already holds a sweep ({STUDY}, trials/); continue it with --resume, "
             "or start over with --force"
         )
     if resume and not held:

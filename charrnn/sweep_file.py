@@ -52,11 +52,6 @@ class Dimension:
     high: float = 0.0
     step: int | None = None  # int: only every step-th value from low
 
-    @property
-    def name(self) -> str:
-        """The key without its section, as a table's column shows it: hidden_size."""
-        return self.key.partition(".")[2]
-
 
 @dataclass(frozen=True)
 class Sweep:

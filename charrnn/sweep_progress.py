@@ -3,6 +3,7 @@ and its leaderboard, as a table or as Markdown."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +11,15 @@ from rich.live import Live
 from rich.table import Table
 
 STATE_STYLE = {"running": "cyan", "complete": "green", "pruned": "yellow", "failed": "red", "stopped": "magenta"}
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as the user would type it: relative to the current directory when it lies below it."""
+    path = Path(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def fmt_value(value: Any) -> str:
@@ -22,6 +32,13 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def column_names(keys: list[str]) -> list[str]:
+    """Each swept key's column: its name without the section, unless another column already has that name."""
+    short = [k.partition(".")[2] for k in keys]
+    taken = {"trial", "step", "steps", "val", "best", "state"}
+    return [k if s in taken or short.count(s) > 1 else s for k, s in zip(keys, short)]
+
+
 def _rank_key(row: dict) -> tuple:
     """Complete trials first, then the others, each by best validation loss; none last."""
     loss = row["best_val_loss"]
@@ -30,7 +47,7 @@ def _rank_key(row: dict) -> tuple:
 
 def leaderboard_rows(rows: list[dict], keys: list[str]) -> tuple[list[str], list[list[str]]]:
     """The header and the cells of the leaderboard: rank, trial, each swept key, steps, best val loss, state."""
-    header = ["#", "trial", *(k.partition(".")[2] for k in keys), "steps", "best val", "at step", "state"]
+    header = ["#", "trial", *column_names(keys), "steps", "best val", "at step", "state"]
     cells = []
     for rank, row in enumerate(sorted(rows, key=_rank_key), 1):
         cells.append(
@@ -93,7 +110,7 @@ class SweepProgress:
             finished = f", {info['finished']} finished before" if info["finished"] else ""
             self.console.print(
                 f"sweep: {info['trials']} trials{finished}, {info['concurrent']} at once with {threads} "
-                f"BLAS thread{'s' * (threads > 1)} each, on {info['where']}; in {info['out_dir']}",
+                f"BLAS thread{'s' * (threads > 1)} each, on {info['where']}; in {shown_path(info['out_dir'])}",
                 markup=False,
             )
             if self.console.is_terminal:
@@ -125,7 +142,7 @@ class SweepProgress:
     def _table(self) -> Table:
         table = Table(
             "trial",
-            *(k.partition(".")[2] for k in self.keys),
+            *column_names(self.keys),
             "step",
             "val",
             "best",

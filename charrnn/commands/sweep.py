@@ -8,7 +8,7 @@ import shlex
 from ..errors import CharrnnError
 from ..run_dir import stop_on_signals
 from ..sweep_file import load_sweep
-from ..sweep_progress import SweepProgress, show_leaderboard
+from ..sweep_progress import SweepProgress, show_leaderboard, shown_path
 from .output import err_console, write_stdout
 
 JSON_FIELDS = ("trial", "values", "state", "step", "steps", "best_val_loss", "best_step", "run_dir", "error")
@@ -65,7 +65,7 @@ def run(
         best = summary["best"]
         console.print(
             f"best: {best['trial']}, validation loss {best['best_val_loss']:.4f} at step {best['best_step']}; "
-            f"train it again with: charrnn train {shlex.quote(summary['best_yaml'])}",
+            f"train it again with: charrnn train {shlex.quote(shown_path(summary['best_yaml']))}",
             markup=False,
         )
     if summary["stop_reason"] in ("interrupted", "max_seconds"):

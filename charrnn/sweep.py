@@ -273,7 +273,7 @@ def _dask(scheduler: str | None, sweep: Sweep, log: Path) -> Iterator[tuple[Clie
                 threads = int(asked)
                 slots = sweep.concurrent or max(1, cores // threads)
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="charrnn-sweep-"))
-            cluster = _local_cluster(slots, log, scratch)
+            cluster = local_cluster(slots, log, scratch)
             stack.callback(cluster.close, timeout=CONNECT_SECONDS)
             client = Client(cluster, set_as_default=False)
             stack.callback(client.close, timeout=CONNECT_SECONDS)
@@ -288,7 +288,7 @@ def _dask(scheduler: str | None, sweep: Sweep, log: Path) -> Iterator[tuple[Clie
         yield client, slots, threads, where
 
 
-def _local_cluster(workers: int, log: Path, scratch: str) -> LocalCluster:
+def local_cluster(workers: int, log: Path, scratch: str) -> LocalCluster:
     """Worker processes that inherit, while they start, an ignored SIGINT and the log as stdout and stderr.
 
     Ctrl-C in a terminal reaches the whole process group; only the driver should hear it, to stop every

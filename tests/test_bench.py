@@ -8,10 +8,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from .conftest import ROOT
-from .helpers import write_config
 
 # a second corpus unlike the play: code, with tabs, digits and a non-ASCII character
 CODE = "def f(x):\n\treturn x * 2  # doubles\n\nprint(f(21), 'π')\n" * 12
@@ -65,25 +63,33 @@ def test_quality_races_torch_on_a_second_corpus(tmp_path):
     assert len(re.findall(r"^\| (charrnn|torch) \| \d+ \| [\d.]+ \| [\d.]+ \|", time_part, re.M)) == 2, time_part
 
 
-def test_sweep_tables_each_variant(tmp_path):
-    config = write_config(tmp_path)
-    sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(
-        yaml.safe_dump(
-            {
-                "config": str(config),
-                "common": ["train.steps=8"],
-                "variants": {"slow": ["train.learning_rate=1.0e-3"], "fast": ["train.learning_rate=1.0e-2"]},
-            },
-            sort_keys=False,
-        )
+def test_sweep_targets_measures_asha_and_the_cluster(tmp_path):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    (tmp_path / "code.txt").write_text(CODE * 4, encoding="utf-8")
+    tiny = ["--steps", 12, "--hidden", 8, "--seq-length", 8, "--batch-size", 4, "--every", 4]
+    done = run_bench(
+        "sweep_targets.py",
+        "--text",
+        tmp_path / "code.txt",
+        *tiny,
+        "--random",
+        3,
+        "--repeats",
+        1,
+        "--skip",
+        "grid",
+        "--json",
+        cwd=tmp_path,
     )
-    done = run_bench("sweep.py", sweep, "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["variant"] for r in rows] == ["slow", "fast"]
-    assert all(r["step"] == 8 and math.isfinite(r["best_val_loss"]) for r in rows), rows
-    assert not (tmp_path / "runs").exists()  # runs go to a temporary directory unless --keep
+    report = json.loads(done.stdout)
+    asha = report["asha"]
+    assert asha["none"]["steps_trained"] == 36 and asha["none"]["pruned"] == 0
+    assert asha["asha"]["steps_trained"] <= 36 and asha["steps_ratio"] == asha["asha"]["steps_trained"] / 36
+    assert report["cluster"]["seconds"] > 0 and "grid" not in report
+    assert "steps with ASHA / without" in done.stderr and "start and stop" in done.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("charrnn-")] == []  # its runs are removed
 
 
 def test_speed_times_both_and_reports_the_ratio(tmp_path):

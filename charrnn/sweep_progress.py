@@ -29,7 +29,9 @@ def fmt_value(value: Any) -> str:
 
 
 def _loss(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if abs(value) < 1e5 else f"{value:.4g}"  # a diverging trial's loss stays narrow
 
 
 def column_names(keys: list[str]) -> list[str]:
@@ -130,7 +132,7 @@ class SweepProgress:
         name, state, step = row["trial"], row["state"], row["step"]
         values = " ".join(f"{k}={fmt_value(v)}" for k, v in row["values"].items())
         loss = row["best_val_loss"]
-        best = "" if loss is None else f", best val {loss:.4f} at step {row['best_step']}"
+        best = "" if loss is None else f", best val {_loss(loss)} at step {row['best_step']}"
         if state == "running":
             return f"{name} running{f' from step {step}' if step else ''}: {values}"
         if state == "failed":

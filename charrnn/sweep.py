@@ -91,12 +91,12 @@ def run_sweep(
             _prepare(sweep, resume, force, report)
             with _engine_logs(out_dir / "sweep.log"):
                 driver = _Driver(sweep, _open_study(sweep), report, stop_requested)
-                if not driver.todo and len(driver.rows) >= sweep.trials():  # no cluster to start
-                    report(
-                        "note", {"text": f"{out_dir}: its {len(driver.rows)} trials have finished; nothing to train"}
-                    )
+                pending = len(driver.todo) + max(0, sweep.trials() - len(driver.rows))
+                if not pending:  # no cluster to start
+                    done = f"{shown_path(out_dir)}: its {len(driver.rows)} trials have finished; nothing to train"
+                    report("note", {"text": done})
                     return driver.summary(0.0)
-                with _dask(scheduler, sweep, out_dir / "sweep.log") as (client, slots, threads, where):
+                with _dask(scheduler, sweep, out_dir / "sweep.log", pending) as (client, slots, threads, where):
                     return driver.run(client, slots, threads, where)
         except BaseException:
             if fresh and (driver is None or not driver.rows):  # no trial began: leave no half-made sweep
@@ -257,21 +257,22 @@ def _highs(space: tuple[Dimension, ...], key: str) -> list[int]:
 
 
 @contextmanager
-def _dask(scheduler: str | None, sweep: Sweep, log: Path) -> Iterator[tuple[Client, int, int, str]]:
+def _dask(scheduler: str | None, sweep: Sweep, log: Path, pending: int) -> Iterator[tuple[Client, int, int, str]]:
     """A client of a new LocalCluster on 127.0.0.1, or of the scheduler at `scheduler`; closed on the way out.
 
-    Yields the client, the trials to run at once, each trial's BLAS threads, and where they run.
+    Yields the client, the trials to run at once (never more than the `pending` ones), each trial's BLAS
+    threads, and where they run.
     """
     asked = sweep.base.train.threads
     with ExitStack() as stack:
         if scheduler is None:
             cores = parallel.cores()
             if asked == "auto":
-                slots = sweep.concurrent or cores
+                slots = min(sweep.concurrent or cores, pending)
                 threads = max(1, cores // slots)
             else:
                 threads = int(asked)
-                slots = sweep.concurrent or max(1, cores // threads)
+                slots = min(sweep.concurrent or max(1, cores // threads), pending)
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="charrnn-sweep-"))
             cluster = local_cluster(slots, log, scratch)
             stack.callback(cluster.close, timeout=CONNECT_SECONDS)
@@ -283,7 +284,7 @@ def _dask(scheduler: str | None, sweep: Sweep, log: Path) -> Iterator[tuple[Clie
             stack.callback(client.close, timeout=CONNECT_SECONDS)
             workers = client.nthreads()
             threads = 1 if asked == "auto" else int(asked)
-            slots = sweep.concurrent or max(1, sum(workers.values()))
+            slots = min(sweep.concurrent or max(1, sum(workers.values())), pending)
             where = f"{len(workers)} Dask worker{'s' * (len(workers) > 1)} of {scheduler}"
         yield client, slots, threads, where
 

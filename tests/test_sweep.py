@@ -17,7 +17,6 @@ import yaml
 
 from .helpers import COMMAND, assert_one_line_error, invoke, losses, snapshot, write_config
 
-# long enough that a trial has checkpoints before it ends, short enough for the suite
 GRID = {"model.hidden_size": [8, 12], "train.learning_rate": [1.0e-2, 3.0e-3]}
 
 
@@ -279,7 +278,7 @@ def test_interrupt_then_resume_continues_the_unfinished_trials_exactly(tmp_path)
     pytest.importorskip("optuna")
     pytest.importorskip("distributed")
     # two short trials that finish, two long ones that Ctrl-C stops after their first checkpoints
-    sweep = write_sweep(tmp_path, space={"train.steps": [20, 1500], "train.learning_rate": [1.0e-2, 3.0e-3]})
+    sweep = write_sweep(tmp_path, space={"train.steps": [20, 3000], "train.learning_rate": [1.0e-2, 3.0e-3]})
     sets = ["--set", "train.checkpoint_every=20", "--set", "train.eval_every=100"]
     trials = tmp_path / "out" / "trials"
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
@@ -315,7 +314,7 @@ def test_interrupt_then_resume_continues_the_unfinished_trials_exactly(tmp_path)
     resume = f"resume with: charrnn sweep {sweep} {' '.join(sets)} --resume"
     assert resume in stderr and "t002 stopped at step" in stderr, stderr
     stopped = {n: json.loads((trials / n / "latest.json").read_text())["step"] for n in ("t002", "t003")}
-    assert all(0 < step < 1500 for step in stopped.values()), stopped
+    assert all(0 < step < 3000 for step in stopped.values()), stopped
     finished = {n: snapshot(trials / n) for n in ("t000", "t001")}
 
     done = invoke("sweep", sweep, *sets, "--resume", "--json")
@@ -324,8 +323,8 @@ def test_interrupt_then_resume_continues_the_unfinished_trials_exactly(tmp_path)
     assert [(t["trial"], t["state"], t["step"]) for t in rows] == [
         ("t000", "complete", 20),
         ("t001", "complete", 20),
-        ("t002", "complete", 1500),
-        ("t003", "complete", 1500),
+        ("t002", "complete", 3000),
+        ("t003", "complete", 3000),
     ]
     assert {n: snapshot(trials / n) for n in finished} == finished  # untouched, byte for byte
     assert f"t002 running from step {stopped['t002']}" in done.stderr

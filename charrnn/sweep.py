@@ -267,12 +267,14 @@ def _dask(scheduler: str | None, sweep: Sweep, log: Path, pending: int) -> Itera
     with ExitStack() as stack:
         if scheduler is None:
             cores = parallel.cores()
+            # a trial's threads never depend on how many trials are left: a continued one computes as before
             if asked == "auto":
-                slots = min(sweep.concurrent or cores, pending)
+                slots = sweep.concurrent or cores
                 threads = max(1, cores // slots)
             else:
                 threads = int(asked)
-                slots = min(sweep.concurrent or max(1, cores // threads), pending)
+                slots = sweep.concurrent or max(1, cores // threads)
+            slots = min(slots, pending)
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="charrnn-sweep-"))
             cluster = local_cluster(slots, log, scratch)
             stack.callback(cluster.close, timeout=CONNECT_SECONDS)

@@ -35,6 +35,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import dask
 import optuna
 from distributed import Client, Event, LocalCluster, Queue, get_worker
 from distributed.scheduler import KilledWorker
@@ -308,15 +309,17 @@ def local_cluster(workers: int, log: Path, scratch: str) -> LocalCluster:
     try:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,  # one trial per process: each sets its own BLAS threads
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=False,  # the log has them all
-            local_directory=scratch,  # the workers' scratch space, removed with the cluster
-        )
+        # every Dask server's scratch space (the scheduler's too) in `scratch`, which the caller removes
+        with dask.config.set({"temporary-directory": scratch}):
+            return LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,  # one trial per process: each sets its own BLAS threads
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=False,  # the log has them all
+                local_directory=scratch,
+            )
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)

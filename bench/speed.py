@@ -462,7 +462,7 @@ def data_parallel(rows: list[dict], data: Path, args) -> dict:
 def break_even(name: str, data: Path, work: Path, rate: float, args) -> list[dict]:
     """Where a second worker starts to pay: config `name` at smaller hidden sizes, 1 worker against 2.
 
-    The multiply-adds per worker and step where 2 overtake 1 is auto's MIN_STEP_WORK (charrnn/parallel.py).
+    Where 2 overtake 1, a worker's (B/2, H)·(H, H) product is auto's MIN_PRODUCT (charrnn/parallel.py).
     """
     L, H0, T, B = CONFIGS[name]
     rows = []
@@ -476,10 +476,7 @@ def break_even(name: str, data: Path, work: Path, rate: float, args) -> list[dic
                 time.sleep(PAUSE)
                 extra = (f"model.hidden_size={H}", f"train.workers={w}")
                 rates[w].append(run_cli(cli_command(name, data, work, steps, "run", extra))["chars_per_sec"])
-        work_per_worker = T * B * 3 * ((2 * L - 1) * H * H + H * 67) / 2
-        rows.append(
-            {"hidden": H, "work_per_worker": work_per_worker, **{f"workers={w}": median(r) for w, r in rates.items()}}
-        )
+        rows.append({"hidden": H, "product": B / 2 * H * H, **{f"workers={w}": median(r) for w, r in rates.items()}})
     return rows
 
 
@@ -729,7 +726,7 @@ def data_parallel_table(dp: dict) -> list[str]:
         lines.append(
             "    break-even, 2xH s50 b50, 1 -> 2 workers: "
             + ", ".join(
-                f"H {r['hidden']} ({r['work_per_worker'] / 1e6:.1f}M multiply-adds per worker and step) "
+                f"H {r['hidden']} ({r['product'] / 1e3:.0f}k multiply-adds in a worker's product) "
                 f"{fmt(r['workers=1'])} -> {fmt(r['workers=2'])}"
                 for r in dp["break_even"]
             )

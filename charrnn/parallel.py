@@ -23,11 +23,10 @@ from .config import Config
 from .errors import ConfigError
 from .model import StackedRNN
 
-# auto starts more workers only when each step is worth it: below this many multiply-adds per worker and
-# step, passing messages costs more than the second core gains (measured in bench/speed.py, docs/parallel.md)
-MIN_STEP_WORK = 5e6
-# ... and when the whole run is long enough to pay for starting them (about half a second each)
-MIN_RUN_WORK = 2e10
+# auto starts more workers only where they pay (bench/speed.py's break-even row, docs/parallel.md):
+MIN_TRACKS = 8  # tracks per worker: thinner slices make the per-step products run badly
+MIN_PRODUCT = 5e4  # multiply-adds of a worker's (B/W, H)·(H, H) product: below, calls cost more than the core gains
+MIN_RUN_WORK = 2e10  # multiply-adds of the whole run: below, starting the processes costs more than they save
 # environment variables that mpiexec sets: MPICH/Hydra (and Intel MPI), Open MPI
 MPI_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
@@ -86,9 +85,9 @@ def step_work(cfg: Config, vocab_size: int) -> float:
 def plan(cfg: Config, vocab_size: int, ranks: int = 1, available: int | None = None) -> Plan:
     """Workers and threads for this run: train.workers and train.threads, or what auto picks.
 
-    auto workers: the ranks under mpiexec; else one per core (at most one per track) when a worker's share
-    of a step is at least MIN_STEP_WORK multiply-adds and the run at least MIN_RUN_WORK, otherwise one.
-    auto threads: the cores shared out among this machine's workers, at least one.
+    auto workers: the ranks under mpiexec; else one per core, as long as each keeps MIN_TRACKS tracks and its
+    share of each time step's (B, H)·(H, H) product is MIN_PRODUCT multiply-adds, and the run is at least
+    MIN_RUN_WORK; otherwise one. auto threads: the cores shared out among this machine's workers, at least one.
     Raises ConfigError when train.workers cannot be honoured.
     """
     t = cfg.train
@@ -103,12 +102,16 @@ def plan(cfg: Config, vocab_size: int, ranks: int = 1, available: int | None = N
             )
         workers, reason = ranks, "mpiexec ranks"
     elif t.workers == "auto":
-        work = step_work(cfg, vocab_size)
-        workers = max(1, min(available, t.batch_size))
-        if workers > 1 and (work / workers < MIN_STEP_WORK or work * t.steps < MIN_RUN_WORK):
-            workers, reason = 1, "auto: too small a model to gain from more processes"
+        H = cfg.model.hidden_size
+        workers = max(1, min(available, t.batch_size // MIN_TRACKS))
+        while workers > 1 and t.batch_size / workers * H * H < MIN_PRODUCT:
+            workers -= 1
+        if workers > 1 and step_work(cfg, vocab_size) * t.steps < MIN_RUN_WORK:
+            workers = 1
+        if workers == 1:
+            reason = "auto: too small a model or run to gain from more processes" if available > 1 else "auto"
         else:
-            reason = "auto: one per core" if workers == available else "auto: one per track"
+            reason = "auto: one per core" if workers == available else "auto: as many as the model gains from"
     else:
         workers, reason = int(t.workers), "train.workers"
     if workers > t.batch_size:

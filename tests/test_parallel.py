@@ -54,8 +54,10 @@ def test_tracks_are_shared_out_whole_and_evenly():
     [
         (128, 50, 2000, 2, (2, 1)),  # char-rnn's default shape: one worker per core, one thread each
         (512, 50, 2000, 4, (4, 1)),
-        (128, 3, 2000, 4, (3, 1)),  # no more workers than tracks
-        (8, 4, 12, 2, (1, 2)),  # a toy: messages would cost more than a second core gains
+        (64, 32, 2000, 2, (2, 1)),  # names.yaml's shape: 16 tracks of 64 units each still gain
+        (128, 16, 2000, 4, (2, 2)),  # at least 8 tracks per worker; the cores left become threads
+        (32, 50, 2000, 2, (1, 2)),  # (25, 32)·(32, 32) products: calls cost more than a second core gains
+        (8, 4, 12, 2, (1, 2)),  # a toy
         (128, 50, 5, 2, (1, 2)),  # five steps: not worth starting a process
         (128, 1, 2000, 2, (1, 2)),  # one track, one worker
     ],

@@ -10,51 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-FIRST = [
-    "b",
-    "br",
-    "c",
-    "ch",
-    "d",
-    "dr",
-    "f",
-    "g",
-    "gr",
-    "h",
-    "j",
-    "k",
-    "l",
-    "m",
-    "n",
-    "p",
-    "r",
-    "s",
-    "sh",
-    "st",
-    "t",
-    "th",
-    "tr",
-    "v",
-    "w",
-    "z",
-] + [""] * 4
-INNER = [
-    "b",
-    "d",
-    "f",
-    "g",
-    "h",
-    "k",
-    "l",
-    "m",
-    "n",
-    "p",
-    "r",
-    "s",
-    "t",
-    "v",
-    "z",
-]  # single consonants inside a name: no clusters like "thh"
+FIRST = "b br c ch d dr f g gr h j k l m n p r s sh st t th tr v w z".split() + [""] * 4
+INNER = "b d f g h k l m n p r s t v z".split()  # single consonants inside a name: no clusters like "thh"
 VOWELS = ["a", "e", "i", "o", "u", "a", "e", "i", "ai", "ea", "io", "ou"]
 CODAS = [""] * 8 + ["l", "n", "r", "s", "m"]
 ENDINGS = ["a", "ella", "ina", "ine", "el", "an", "on", "o", "ie", "ette", "us", "is", "yn", "ard", "wen"]

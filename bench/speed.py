@@ -420,9 +420,10 @@ def data_parallel(rows: list[dict], data: Path, args) -> dict:
             prefixes = dict.fromkeys(variants, ())
             if mpiexec:
                 variants["mpiexec -n 2"], prefixes["mpiexec -n 2"] = (), (mpiexec, "-n", "2")
-            log(f"data-parallel ({name}): {', '.join(variants)}; {steps} steps each, {args.repeats} rounds")
+            rounds = max(1, args.repeats // 2)  # each run is several seconds of the real command: fewer rounds
+            log(f"data-parallel ({name}): {', '.join(variants)}; {steps} steps each, {rounds} rounds")
             runs: dict[str, list[dict]] = {v: [] for v in variants}
-            for _ in range(max(1, args.repeats // 2)):
+            for _ in range(rounds):
                 for variant, extra in variants.items():
                     time.sleep(PAUSE)
                     cmd = cli_command(name, data, work, steps, "run", extra, prefixes[variant])

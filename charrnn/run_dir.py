@@ -56,7 +56,7 @@ def run_lock(out_dir: Path) -> Iterator[None]:
     so a crashed or killed run never leaves the directory stuck. The file names the writer's pid."""
     path = out_dir / "lock"
     try:
-        fd = _flock(path)
+        fd = lock_file(path)
         if fd is None:
             pid = _read_pid(path)
             raise CharrnnError(
@@ -75,8 +75,11 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _flock(path: Path) -> int | None:
-    """A descriptor holding an exclusive lock on `path`, or None when another process holds it."""
+def lock_file(path: Path) -> int | None:
+    """A descriptor holding an exclusive flock on `path`, or None when another process holds it.
+
+    The kernel drops the lock when its holder dies; the holder removes the file when it is done.
+    """
     while True:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from . import checkpoint, parallel
 from .config import config_to_dict, dump_config, load_config
 from .data import load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError, DataError
-from .run_dir import RESUMABLE_CHANGES, train_run
+from .run_dir import RESUMABLE_CHANGES, lock_file, train_run
 from .sweep_file import Dimension, Sweep, grid_points, override
 from .sweep_progress import leaderboard_markdown, shown_path
 
@@ -130,20 +129,12 @@ def _check_data(sweep: Sweep) -> None:
 def _sweep_lock(out_dir: Path) -> Iterator[None]:
     """One sweep per folder: an flock on `sweep.lock`, which the kernel drops when its holder dies."""
     path = out_dir / "sweep.lock"
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        except OSError as err:
-            raise CharrnnError(f"{path}: cannot lock the sweep's folder: {err.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise CharrnnError(f"{out_dir}: another charrnn sweep is running in this folder") from None
-        with suppress(FileNotFoundError):
-            if os.path.samestat(os.fstat(fd), os.stat(path)):
-                break
-        os.close(fd)  # its holder removed the file between our open and our lock: lock the new one
+    try:
+        fd = lock_file(path)
+    except OSError as err:
+        raise CharrnnError(f"{path}: cannot lock the sweep's folder: {err.strerror}") from None
+    if fd is None:
+        raise CharrnnError(f"{out_dir}: another charrnn sweep is running in this folder")
     try:
         yield
     finally:

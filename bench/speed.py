@@ -1,6 +1,6 @@
 """charrnn beside torch.nn.RNN on this machine: training, sampling and scale, in one table.
 
-    python bench/speed.py              # the table on stdout (about 15 minutes on 2 cores)
+    python bench/speed.py              # the table on stdout (about 25 minutes on 2 cores)
     python bench/speed.py --json       # the same numbers as JSON on stdout, the table on stderr
     python bench/speed.py --quick      # fewer and shorter runs, a 20 MB scale test: a smoke run
 

@@ -136,8 +136,9 @@ def track_slices(batch_size: int, workers: int) -> list[slice]:
 class Workers:
     """Worker 0 alone: nothing to share or sum. The groups below extend it with other processes.
 
-    The training loop talks to every group through these calls only: `lead` before each step, then
-    `loss_and_grads`, then the same update on every worker.
+    The training loop talks to every group through these calls only: `share` once (worker 0's state for
+    all), `lead` before each step, `loss_and_grads` in it (then the same update on every worker), `add` at
+    each validation, `close` at the end.
     """
 
     rank = 0
@@ -216,7 +217,7 @@ class Group(Workers):
             self._grads = {k: self._total32[a : a + int(np.prod(s))].reshape(s) for k, (a, s) in self._layout.items()}
             self._h_part = self._part32[at:].reshape(L, B, H)
         for name, g in grads.items():
-            a, shape = self._layout[name]
+            a = self._layout[name][0]
             self._part32[a : a + g.size] = g.reshape(-1)
         self._h_part.fill(0)  # other workers' tracks are zero in this part: the sum is every track's state
         self._h_part[:, mine] = h_last

@@ -53,6 +53,7 @@ CONNECT_SECONDS = 10  # an existing scheduler must answer, and show a worker, wi
 ANSWER_SECONDS = 60  # a trial waits this long for the pruner's answer, then trains on
 POLL_SECONDS = 0.25  # how often a trial looks at the stop event
 PROGRESS_SECONDS = 1.0  # how often a trial sends its step for the table
+LISTEN_SECONDS = 0.2  # how long the driver waits when no trial has sent anything
 STUDY = "study.journal"  # what marks a folder as holding a sweep
 SWEEP_FILES = (STUDY, "sweep.json", "best.yaml", "leaderboard.md", "sweep.log")
 # how a trial can end; a stopped trial (Ctrl-C, the budget) stays unfinished and --resume continues it
@@ -591,12 +592,13 @@ class _Driver:
         return int(values.get("train.steps", self.sweep.base.train.steps))
 
     def _listen(self) -> None:
-        """Read what the trials sent: the first message within a fraction of a second, then all that wait."""
-        try:
-            messages = [self.reports.get(timeout=0.2)]
-        except asyncio.TimeoutError:
-            return
-        messages += self.reports.get(batch=True)
+        """Read all that the trials sent, or wait a fraction of a second when they sent nothing.
+
+        Never a `get` with a timeout: on the scheduler each one that expires logs a traceback, five a second.
+        """
+        messages = self.reports.get(batch=True)
+        if not messages:
+            time.sleep(LISTEN_SECONDS)
         for message in messages:
             row = next((r for r in self.running.values() if r["trial"] == message["trial"]), None)
             if row is None:

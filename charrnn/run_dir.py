@@ -16,7 +16,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,23 +50,28 @@ RESUMABLE_CHANGES = {
 }
 
 
+def run_lock(out_dir: Path) -> AbstractContextManager[None]:
+    """One writer per run directory, through `lock` in it."""
+    busy = "another charrnn train{pid} is writing this run directory; wait for it to finish or stop it"
+    return held(out_dir / "lock", busy, "the run directory")
+
+
 @contextmanager
-def run_lock(out_dir: Path) -> Iterator[None]:
-    """One writer per run directory: an flock on `lock`, which the kernel drops when its holder dies,
-    so a crashed or killed run never leaves the directory stuck. The file names the writer's pid."""
-    path = out_dir / "lock"
+def held(path: Path, busy: str, what: str) -> Iterator[None]:
+    """An exclusive flock on `path` while the block runs, which the kernel drops when its holder dies, so
+    a crashed or killed process never leaves it stuck. The file names the holder's pid, and goes at the end.
+
+    `busy` says, after the folder's name, who else holds it: `{pid}` becomes " (pid N)" when the file names one.
+    """
     try:
-        fd = lock_file(path)
+        fd = _flock(path)
         if fd is None:
             pid = _read_pid(path)
-            raise CharrnnError(
-                f"{out_dir}: another charrnn train{f' (pid {pid})' if pid else ''} is writing "
-                "this run directory; wait for it to finish or stop it"
-            )
+            raise CharrnnError(f"{path.parent}: " + busy.format(pid=f" (pid {pid})" if pid else ""))
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
     except OSError as err:
-        raise CharrnnError(f"{path}: cannot lock the run directory: {err.strerror}") from None
+        raise CharrnnError(f"{path}: cannot lock {what}: {err.strerror}") from None
     try:
         yield
     finally:
@@ -75,11 +80,8 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def lock_file(path: Path) -> int | None:
-    """A descriptor holding an exclusive flock on `path`, or None when another process holds it.
-
-    The kernel drops the lock when its holder dies; the holder removes the file when it is done.
-    """
+def _flock(path: Path) -> int | None:
+    """A descriptor holding an exclusive flock on `path`, or None when another process holds it."""
     while True:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:

@@ -44,7 +44,7 @@ from . import checkpoint, parallel
 from .config import config_to_dict, dump_config, load_config
 from .data import load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError, DataError
-from .run_dir import RESUMABLE_CHANGES, lock_file, train_run
+from .run_dir import RESUMABLE_CHANGES, held, train_run
 from .sweep_file import Dimension, Sweep, grid_points, override
 from .sweep_progress import leaderboard_markdown, shown_path
 
@@ -87,7 +87,7 @@ def run_sweep(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CharrnnError(f"{out_dir}: cannot create the sweep's folder: {err.strerror}") from None
-    with _sweep_lock(out_dir):
+    with held(out_dir / "sweep.lock", "another charrnn sweep{pid} is running in this folder", "the sweep's folder"):
         fresh = force or not (out_dir / STUDY).exists()
         driver = None
         try:
@@ -126,24 +126,6 @@ def _check_data(sweep: Sweep) -> None:
             make_tracks(corpus.train, batch_size, seq_length)
         except ConfigError as err:
             raise ConfigError(f"{sweep.path}: {err}") from None
-
-
-@contextmanager
-def _sweep_lock(out_dir: Path) -> Iterator[None]:
-    """One sweep per folder: an flock on `sweep.lock`, which the kernel drops when its holder dies."""
-    path = out_dir / "sweep.lock"
-    try:
-        fd = lock_file(path)
-    except OSError as err:
-        raise CharrnnError(f"{path}: cannot lock the sweep's folder: {err.strerror}") from None
-    if fd is None:
-        raise CharrnnError(f"{out_dir}: another charrnn sweep is running in this folder")
-    try:
-        yield
-    finally:
-        with suppress(OSError):
-            path.unlink(missing_ok=True)
-        os.close(fd)
 
 
 def _identity(sweep: Sweep) -> dict:

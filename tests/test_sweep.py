@@ -161,6 +161,20 @@ def test_without_the_extra_one_line_names_the_pip_command(tmp_path, monkeypatch)
     assert_one_line_error(done.exit_code, done.stdout, done.stderr, 1, "optuna", "pip install 'charrnn[sweep]'")
 
 
+def test_a_folder_another_sweep_holds_is_one_line_naming_its_pid(tmp_path):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    from charrnn.run_dir import held
+
+    sweep, out = write_sweep(tmp_path), tmp_path / "out"
+    out.mkdir()
+    with held(out / "sweep.lock", "busy", "it"):  # this process holds the folder, as a running sweep would
+        done = invoke("sweep", sweep)
+    fragment = f"{out}: another charrnn sweep (pid {os.getpid()}) is running in this folder"
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 1, fragment)
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
 # --- real sweeps ------------------------------------------------------------------------------------------------
 
 

@@ -68,7 +68,7 @@ def trace(model: StackedRNN, vocab: Vocab, text: str) -> Trace:
             _, h = model.step(np.array([BOS]), h)
             at_start = False
         logits, h = model.step(np.array([index[c]]), h)
-        hs[i] = h[:, 0]
+        hs[i] = model.hidden(h)[:, 0]
         probs[i] = np.exp(log_softmax(logits[0].astype(np.float64)))
     return Trace(text, seen, hs, probs)
 

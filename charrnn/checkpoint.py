@@ -188,10 +188,13 @@ def load_trained(path: str | Path | None, prefer: str = "best") -> tuple[Config,
         vocab = Vocab.from_json(meta["vocab"])
     except (ConfigError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"{json_path}: damaged metadata: {err}") from None
-    model = StackedRNN(vocab.size, cfg.model.hidden_size, cfg.model.num_layers, dtype=np.float32)
+    model = StackedRNN(vocab.size, cfg.model.hidden_size, cfg.model.num_layers, dtype=np.float32, cell=cfg.model.cell)
     for name, dst in model.params.items():
         src = arrays.get(f"param/{name}")
         if src is None or src.shape != dst.shape:
-            raise CheckpointError(f"{json_path}: weights {name} missing or of the wrong shape for its config")
+            raise CheckpointError(
+                f"{json_path}: weights {name} missing or of the wrong shape for its config "
+                f"(model.cell {cfg.model.cell}, hidden_size {cfg.model.hidden_size}, num_layers {cfg.model.num_layers})"
+            )
         dst[...] = src
     return cfg, vocab, model, meta

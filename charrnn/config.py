@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .cells import CELLS
 from .errors import ConfigError
 from .init import SCHEMES
 
@@ -150,8 +151,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    cell: str = _key(
+        "rnn",
+        _choice(*CELLS),
+        "recurrent cell: rnn (vanilla tanh), lstm or gru, as torch.nn.RNN, nn.LSTM and nn.GRU",
+    )
     hidden_size: int = _key(128, positive_int, "units per layer (H)")
-    num_layers: int = _key(2, positive_int, "stacked tanh layers (L)")
+    num_layers: int = _key(2, positive_int, "stacked recurrent layers (L)")
     dropout: float = _key(0.0, unit_fraction, "dropout on each layer's output, as char-rnn's -dropout")
     init: str = _key(
         "torch",

@@ -1,16 +1,19 @@
-"""Initial weights of a stacked RNN, in the seed's orientation.
+"""Initial weights of a stacked RNN of any cell, in the seed's orientation.
 
 Schemes (model.init), each with its own meaning of model.init_scale (None: the scheme's default):
 - torch: every weight uniform in ±scale, scale 1/sqrt(H), as torch.nn.RNN and nn.Linear start.
 - uniform: every weight uniform in ±scale, scale 0.08, as char-rnn starts.
 - orthogonal: W_hht a random orthogonal matrix times scale (gain 1.0); the rest as torch.
 - identity: W_hht the identity times scale (gain 1.0), as Le, Jaitly and Hinton's IRNN; the rest as torch.
-Biases start at zero in every scheme.
+Biases start at zero in every scheme. A gated cell (G gate blocks) draws each weight G*H rows tall in the
+same order, and orthogonal or identity makes each of W_hht's G blocks of H rows so.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .cells import CELLS
 
 SCHEMES = ("torch", "uniform", "orthogonal", "identity")
 
@@ -33,6 +36,7 @@ def init_params(
     dtype=np.float32,
     scheme: str = "torch",
     scale: float | None = None,
+    cell: str = "rnn",
 ) -> dict[str, np.ndarray]:
     """Weights drawn as `scheme` says, biases zero.
 
@@ -43,24 +47,27 @@ def init_params(
     if scheme not in SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}")
     V, H, L = vocab_size, hidden_size, num_layers
+    G = CELLS[cell].GATES
     scale = default_scale(scheme, H) if scale is None else scale
     bound = scale if scheme in ("torch", "uniform") else 1.0 / np.sqrt(H)
 
     def uniform(*shape):
         return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
-    params = {"W_xh": uniform(H, V)}  # (H, V): column v is layer 1's input for character v
+    params = {"W_xh": uniform(G * H, V)}  # (G*H, V): column v is layer 1's input for character v
     for l in range(1, L + 1):
-        params[f"W_hht.{l}"] = uniform(H, H)  # (H, H) along time
+        params[f"W_hht.{l}"] = uniform(G * H, H)  # (G*H, H) along time
         if l > 1:
-            params[f"W_hhd.{l}"] = uniform(H, H)  # (H, H) along depth, from layer l-1
-        params[f"b_h.{l}"] = np.zeros(H, dtype)
+            params[f"W_hhd.{l}"] = uniform(G * H, H)  # (G*H, H) along depth, from layer l-1
+        params[f"b_h.{l}"] = np.zeros(G * H, dtype)
+        if "b_hn" in CELLS[cell].RECURRENT:
+            params[f"b_hn.{l}"] = np.zeros(H, dtype)  # (H,) the GRU's bias inside r's product
     params["W_hy"] = uniform(V, H)  # (V, H)
     params["b_y"] = np.zeros(V, dtype)
     # replaced only after every uniform draw: the other weights are the same draws in every scheme
     for l in range(1, L + 1):
         if scheme == "orthogonal":
-            params[f"W_hht.{l}"] = (scale * orthogonal(H, rng)).astype(dtype)
+            params[f"W_hht.{l}"] = (scale * np.vstack([orthogonal(H, rng) for _ in range(G)])).astype(dtype)
         elif scheme == "identity":
-            params[f"W_hht.{l}"] = (scale * np.eye(H)).astype(dtype)
+            params[f"W_hht.{l}"] = (scale * np.vstack([np.eye(H)] * G)).astype(dtype)
     return params

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cells import CELLS
 from .config import Config
 from .errors import ConfigError
 from .model import StackedRNN
 
 # auto starts more workers only where they pay (bench/speed.py's break-even row, docs/parallel.md):
 MIN_TRACKS = 8  # tracks per worker: thinner slices make the per-step products run badly
-MIN_PRODUCT = 5e4  # multiply-adds of a worker's (B/W, H)·(H, H) product: below, calls cost more than the core gains
+MIN_PRODUCT = 5e4  # multiply-adds of a worker's (B/W, H)·(H, G*H) product: below, calls cost more than the core gains
 MIN_RUN_WORK = 2e10  # multiply-adds of the whole run: below, starting the processes costs more than they save
 # environment variables that mpiexec sets: MPICH/Hydra (and Intel MPI), Open MPI
 MPI_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
@@ -78,7 +79,8 @@ def mpi_rank() -> int:
 def step_work(cfg: Config, vocab_size: int) -> float:
     """Multiply-adds of one training step, forward and backward: about three per weight used per character."""
     H, L, V = cfg.model.hidden_size, cfg.model.num_layers, vocab_size
-    per_char = 3 * ((2 * L - 1) * H * H + H * V)
+    G = CELLS[cfg.model.cell].GATES
+    per_char = 3 * (G * (2 * L - 1) * H * H + H * V)
     return float(cfg.train.seq_length * cfg.train.batch_size * per_char)
 
 
@@ -86,8 +88,9 @@ def plan(cfg: Config, vocab_size: int, ranks: int = 1, available: int | None = N
     """Workers and threads for this run: train.workers and train.threads, or what auto picks.
 
     auto workers: the ranks under mpiexec; else one per core, as long as each keeps MIN_TRACKS tracks and its
-    share of each time step's (B, H)·(H, H) product is MIN_PRODUCT multiply-adds, and the run is at least
-    MIN_RUN_WORK; otherwise one. auto threads: the cores shared out among this machine's workers, at least one.
+    share of each time step's (B, H)·(H, G*H) product (G gate blocks) is MIN_PRODUCT multiply-adds, and the run
+    is at least MIN_RUN_WORK; otherwise one. auto threads: the cores shared out among this machine's workers, at
+    least one.
     Raises ConfigError when train.workers cannot be honoured.
     """
     t = cfg.train
@@ -102,9 +105,9 @@ def plan(cfg: Config, vocab_size: int, ranks: int = 1, available: int | None = N
             )
         workers, reason = ranks, "mpiexec ranks"
     elif t.workers == "auto":
-        H = cfg.model.hidden_size
+        H, G = cfg.model.hidden_size, CELLS[cfg.model.cell].GATES
         workers = max(1, min(available, t.batch_size // MIN_TRACKS))
-        while workers > 1 and t.batch_size / workers * H * H < MIN_PRODUCT:
+        while workers > 1 and t.batch_size / workers * H * G * H < MIN_PRODUCT:
             workers -= 1
         if workers > 1 and step_work(cfg, vocab_size) * t.steps < MIN_RUN_WORK:
             workers = 1

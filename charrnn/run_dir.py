@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import checkpoint, parallel
+from .cells import CELLS
 from .config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from .data import Corpus, load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError
@@ -229,9 +230,10 @@ def _checkpoint_to_resume(out_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
 def _step_bytes(cfg: Config, vocab_size: int) -> int:
     """Rough peak memory of a training step in float32: weights, gradients, optimizer moments, activations."""
     V, H, L = vocab_size, cfg.model.hidden_size, cfg.model.num_layers
+    G = CELLS[cfg.model.cell].GATES
     T, B = cfg.train.seq_length, cfg.train.batch_size
-    weights = 2 * V * H + V + L * (H * H + H) + (L - 1) * H * H
-    return 4 * (5 * weights + 4 * L * T * B * H + 4 * T * B * V)
+    weights = (G + 1) * V * H + V + G * L * (H * H + H) + G * (L - 1) * H * H
+    return 4 * (5 * weights + (3 * G + 1) * L * T * B * H + 4 * T * B * V)
 
 
 def _memory_bytes() -> int | None:

@@ -34,7 +34,7 @@ class Diverged(CharrnnError):
 class TrainState:
     model: StackedRNN
     optimizer: Optimizer
-    h: np.ndarray  # (L, B, H) each track's state, carried from one window to the next
+    h: np.ndarray  # (L, B, S) each track's state, carried from one window to the next
     step: int = 0  # updates done
     window: int = 0  # next window of the epoch
     epoch: int = 0
@@ -55,7 +55,9 @@ class TrainState:
 
 def new_state(cfg: Config, vocab_size: int) -> TrainState:
     m, t = cfg.model, cfg.train
-    model = StackedRNN(vocab_size, m.hidden_size, m.num_layers, seed=t.seed, init=m.init, init_scale=m.init_scale)
+    model = StackedRNN(
+        vocab_size, m.hidden_size, m.num_layers, seed=t.seed, init=m.init, init_scale=m.init_scale, cell=m.cell
+    )
     return TrainState(model, make_optimizer(t, model.params), model.zero_state(t.batch_size))
 
 

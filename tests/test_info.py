@@ -59,6 +59,7 @@ def test_json_holds_config_vocab_parameters_and_losses(run_dir):
     assert {k: v["shape"] for k, v in info["parameters"].items()} == shapes
     assert info["total_parameters"] == H * V + L * (H * H + H) + (L - 1) * H * H + V * H + V
     assert info["config"]["model"] == {
+        "cell": "rnn",
         "hidden_size": 16,
         "num_layers": 2,
         "dropout": 0.0,
@@ -76,8 +77,9 @@ def test_text_report(run_dir):
     assert lines[1] == f"format       {checkpoint.FORMAT} version {checkpoint.VERSION}"
     assert lines[3].startswith(f"step         {best['step']} of 40 (epoch ")
     w, t = best["workers"], best["threads"]  # a toy model: one worker, with every core's BLAS threads
-    assert w == 1 and lines[4] == f"trained on   1 worker x {t} BLAS thread{'s' * (t > 1)}"
-    assert lines[8] == 'vocabulary   22 ids: <s> </s> \\n ␣ " ( ) . a c d e h i n o p r s t u w'
+    assert lines[4] == "model        rnn, 2 x 16"
+    assert w == 1 and lines[5] == f"trained on   1 worker x {t} BLAS thread{'s' * (t > 1)}"
+    assert lines[9] == 'vocabulary   22 ids: <s> </s> \\n ␣ " ( ) . a c d e h i n o p r s t u w'
     assert "  W_hht.2  (16, 16)  256" in lines
     assert "  data.records: file" in lines and "  sample.top_k: null" in lines
 

@@ -90,20 +90,3 @@ def test_start_token_restarts_the_state():
     loss_h0, grads, h_h0 = model.loss_and_grads(inputs, targets, h0)
     assert loss_zero == loss_h0
     np.testing.assert_array_equal(h_zero, h_h0)
-
-
-def test_step_and_log_probs_agree_with_the_window_forward():
-    model = StackedRNN(V, H, 3, seed=2, dtype=np.float64)
-    inputs, targets = window()
-    h0 = np.random.default_rng(4).standard_normal((3, B, H)) * 0.3
-    logp, h_last = model.log_probs(inputs, targets, h0)
-    loss, _, h_last2 = model.loss_and_grads(inputs, targets, h0)
-    assert np.isclose(-logp.mean(), loss)
-    np.testing.assert_allclose(h_last, h_last2)
-    h = h0
-    for t in range(T):
-        logits, h = model.step(inputs[t], h)
-        z = logits - logits.max(axis=1, keepdims=True)
-        step_logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        np.testing.assert_allclose(step_logp[np.arange(B), targets[t]], logp[t], rtol=1e-12)
-    np.testing.assert_allclose(h, h_last, rtol=1e-12)

@@ -36,7 +36,7 @@ def test_activations_match_the_batched_forward():
     ids = np.array([BOS, *vocab.encode(text).tolist()])[:, None]  # (T, 1)
     logits, cache = forward(model.params, ids, model.zero_state(1))
     for l in range(3):
-        np.testing.assert_allclose(tr.hs[:, l, :], cache["hs"][l][2:, 0, :], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(tr.hs[:, l, :], cache["ups"][l][1:, 0, :], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(tr.probs, np.exp(log_softmax(logits[1:])), rtol=1e-6, atol=1e-9)
     assert tr.seen.all()
 

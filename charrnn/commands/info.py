@@ -39,6 +39,7 @@ def describe(path: str | Path | None) -> dict:
         "step": meta.get("step"),
         "epoch": meta.get("epoch"),
         "steps": cfg.train.steps,
+        "cell": cfg.model.cell,
         # how the step was trained; absent from checkpoints of charrnn before data-parallel training
         "workers": meta.get("workers", 1),
         "threads": meta.get("threads"),
@@ -59,12 +60,13 @@ def render(info: dict) -> str:
     best = _loss(info["best_val_loss"])
     if info["best_step"] is not None:
         best += f" at step {info['best_step']}"
-    vocab = info["vocab"]
+    vocab, model = info["vocab"], info["config"]["model"]
     lines = [
         f"checkpoint   {info['checkpoint']}",
         f"format       {info['format']} version {info['version']}",
         f"weights      {info['weights']}",
         f"step         {info['step']} of {info['steps']} (epoch {info['epoch']})",
+        f"model        {info['cell']}, {model['num_layers']} x {model['hidden_size']}",
         f"trained on   {info['workers']} worker{'s' * (info['workers'] > 1)}"
         + (f" x {info['threads']} BLAS thread{'s' * (info['threads'] > 1)}" if info["threads"] else ""),
         f"train loss   {_loss(info['train_loss'])}",

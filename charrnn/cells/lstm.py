@@ -1,0 +1,129 @@
+"""The LSTM cell, as torch.nn.LSTM: gate rows in the order i, f, g, o (each H rows of W_xh, W_hhd, W_hht, b_h).
+
+    a = W_hht h_{t-1} + pre_t,   i, f, o = sigmoid(a_i, a_f, a_o),   g = tanh(a_g)
+    c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+
+The carried state is h and c side by side, (B, 2H), h first. As in torch-rnn, one (T, B, 4H) gates buffer
+holds a window's activations, and backward walks time backwards carrying dh_next and dc_next.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..scratch import scratch
+
+GATES = 4
+STATE = 2
+RECURRENT = ("W_hht",)
+GATE_NAMES = ("input", "forget", "cell", "output")
+
+# sigmoid(x) = tanh(x/2)/2 + 1/2, so one tanh call covers all four gates; powers of two scale exactly
+_SCALE = np.array([[0.5], [0.5], [1.0], [0.5]])  # (4, 1) per gate block: i, f, g, o
+_SHIFT = np.array([[0.5], [0.5], [0.0], [0.5]])
+
+
+def _activate(a: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
+    """Gate pre-activations (B, 4, H) to activations, in place."""
+    a *= scale
+    np.tanh(a, out=a)
+    a *= scale
+    a += shift
+
+
+def forward_window(p: dict, pre: np.ndarray, state0: np.ndarray, restarts: list, keep, work, tag: str):
+    """pre (T, B, 4H) input parts, bias included; state0 (B, 2H). Returns out (T, B, H), last state, cache.
+
+    keep (T, B, 1) is 0 where the input is <s> (None when the window holds none); restarts[t] says whether
+    step t holds one.
+    """
+    T, B, H4 = pre.shape
+    H, dtype = H4 // 4, pre.dtype
+    scale, shift = _SCALE.astype(dtype), _SHIFT.astype(dtype)
+    gates = scratch(work, f"gates.{tag}", (T, B, 4, H), dtype)  # (T, B, 4, H) activations i, f, g, o
+    h = scratch(work, f"h.{tag}", (T + 1, B, H), dtype)  # (T+1, B, H), h[0] = h0
+    c = scratch(work, f"c.{tag}", (T + 1, B, H), dtype)  # (T+1, B, H), c[0] = c0
+    tc = scratch(work, f"tc.{tag}", (T, B, H), dtype)  # (T, B, H) tanh(c_t)
+    ig = scratch(work, f"ig.{tag}", (B, H), dtype)
+    h[0], c[0] = state0[:, :H], state0[:, H:]
+    W_hht_T = p["W_hht"].T
+    for t in range(T):
+        h_prev, c_prev = h[t], c[t]
+        if restarts[t]:  # zero rows whose input is <s>: state restarts at each start token
+            h_prev, c_prev = h_prev * keep[t], c_prev * keep[t]
+        a = gates[t]
+        np.dot(h_prev, W_hht_T, out=a.reshape(B, H4))
+        a += pre[t].reshape(B, 4, H)
+        _activate(a, scale, shift)
+        np.multiply(a[:, 1], c_prev, out=c[t + 1])
+        np.multiply(a[:, 0], a[:, 2], out=ig)
+        c[t + 1] += ig
+        np.tanh(c[t + 1], out=tc[t])
+        np.multiply(a[:, 3], tc[t], out=h[t + 1])
+    last = np.concatenate([h[-1], c[-1]], axis=1)  # (B, 2H)
+    return h[1:], last, {"h": h, "c": c, "tc": tc, "gates": gates, "keep": keep, "restarts": restarts}
+
+
+def backward_window(p: dict, dh: np.ndarray, cache: dict, work, tag: str):
+    """dh (T, B, H) arrives holding the loss gradient wrt each step's output from above, and leaves holding
+    the whole gradient wrt it (above plus along time). Returns dpre (T, B, 4H), {"W_hht": ...}, dstate0 (B, 2H).
+    """
+    h, c, tc, gates, keep, restarts = (cache[k] for k in ("h", "c", "tc", "gates", "keep", "restarts"))
+    T, B, H = dh.shape
+    dtype = dh.dtype
+    W_hht = p["W_hht"]
+    h_prev, c_prev = h[:-1], c[:-1]  # (T, B, H) what each step read
+    if keep is not None:
+        h_prev = np.multiply(h_prev, keep, out=scratch(work, "h_prev", (T, B, H), dtype))
+        c_prev = np.multiply(c_prev, keep, out=scratch(work, "c_prev", (T, B, H), dtype))
+    # dgates = P * (dc for i, f, g; dh for o), P made for the whole window first: the loop is call-bound
+    P = scratch(work, f"dgates.{tag}", (T, B, 4, H), dtype)  # becomes dpre in place, one step at a time
+    np.multiply(gates, gates, out=P)
+    np.subtract(gates, P, out=P)  # sigmoid' = s - s^2 for i, f, o
+    np.multiply(gates[:, :, 2], gates[:, :, 2], out=P[:, :, 2])  # ... and tanh' = 1 - g^2 for g
+    np.subtract(1, P[:, :, 2], out=P[:, :, 2])
+    P[:, :, 0] *= gates[:, :, 2]  # dL/da_i = dc * g * i'
+    P[:, :, 1] *= c_prev  # dL/da_f = dc * c_prev * f'
+    P[:, :, 2] *= gates[:, :, 0]  # dL/da_g = dc * i * g'
+    P[:, :, 3] *= tc  # dL/da_o = dh * tanh(c) * o'
+    Q = scratch(work, f"dc_dh.{tag}", (T, B, H), dtype)  # dc_t/dh_t = o * (1 - tanh(c)^2)
+    np.multiply(tc, tc, out=Q)
+    np.subtract(1, Q, out=Q)
+    Q *= gates[:, :, 3]
+    dc = np.empty((B, H), dtype)
+    dh_next = np.zeros((B, H), dtype)  # after step 0, the gradients wrt h0 and c0
+    dc_next = np.zeros((B, H), dtype)
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            np.add(dh[t], dh_next, out=dh[t])
+        np.multiply(dh[t], Q[t], out=dc)
+        dc += dc_next
+        np.multiply(P[t][:, :3], dc[:, None, :], out=P[t][:, :3])
+        np.multiply(P[t][:, 3], dh[t], out=P[t][:, 3])
+        np.multiply(dc, gates[t][:, 1], out=dc_next)
+        np.dot(P[t].reshape(B, 4 * H), W_hht, out=dh_next)
+        if restarts[t]:  # no gradient flows past a restart
+            dh_next *= keep[t]
+            dc_next *= keep[t]
+    dpre = P.reshape(T, B, 4 * H)
+    dW_hht = np.dot(dpre.reshape(T * B, 4 * H).T, h_prev.reshape(T * B, H))
+    return dpre, {"W_hht": dW_hht}, np.concatenate([dh_next, dc_next], axis=1)
+
+
+def step(p: dict, pre: np.ndarray, state: np.ndarray):
+    """One step: pre (B, 4H), state (B, 2H) -> h (B, H), new state (B, 2H), gates {name: (B, H)}.
+
+    The same sums, in the same order, as forward_window's loop.
+    """
+    B, H4 = pre.shape
+    H, dtype = H4 // 4, pre.dtype
+    h_prev, c_prev = state[:, :H], state[:, H:]
+    a = np.dot(h_prev, p["W_hht"].T).reshape(B, 4, H)
+    a += pre.reshape(B, 4, H)
+    _activate(a, _SCALE.astype(dtype), _SHIFT.astype(dtype))
+    new = np.empty((B, 2 * H), dtype)
+    h, c = new[:, :H], new[:, H:]
+    np.multiply(a[:, 1], c_prev, out=c)
+    c += a[:, 0] * a[:, 2]
+    np.multiply(a[:, 3], np.tanh(c), out=h)
+    return h, new, dict(zip(GATE_NAMES, (a[:, 0], a[:, 1], a[:, 2], a[:, 3])))

@@ -18,17 +18,14 @@ STATE = 2
 RECURRENT = ("W_hht",)
 GATE_NAMES = ("input", "forget", "cell", "output")
 
-# sigmoid(x) = tanh(x/2)/2 + 1/2, so one tanh call covers all four gates; powers of two scale exactly
-_SCALE = np.array([[0.5], [0.5], [1.0], [0.5]])  # (4, 1) per gate block: i, f, g, o
-_SHIFT = np.array([[0.5], [0.5], [0.0], [0.5]])
+# sigmoid(x) = tanh(x/2)/2 + 1/2, so one tanh call covers all four gates; the factors are powers of two, so
+# scaling before or after a sum gives the same bits, and forward_window may scale W_hht and pre once a window
+_HALF_BUT_G = (0.5, 0.5, 1.0, 0.5)  # per gate block i, f, g, o
+_SHIFT = (0.5, 0.5, 0.0, 0.5)
 
 
-def _activate(a: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
-    """Gate pre-activations (B, 4, H) to activations, in place."""
-    a *= scale
-    np.tanh(a, out=a)
-    a *= scale
-    a += shift
+def _per_gate(values: tuple, H: int, dtype) -> np.ndarray:
+    return np.repeat(np.array(values, dtype), H)  # (4H,)
 
 
 def forward_window(p: dict, pre: np.ndarray, state0: np.ndarray, restarts: list, keep, work, tag: str):
@@ -39,22 +36,25 @@ def forward_window(p: dict, pre: np.ndarray, state0: np.ndarray, restarts: list,
     """
     T, B, H4 = pre.shape
     H, dtype = H4 // 4, pre.dtype
-    scale, shift = _SCALE.astype(dtype), _SHIFT.astype(dtype)
+    scale, shift = _per_gate(_HALF_BUT_G, H, dtype), _per_gate(_SHIFT, H, dtype)
+    pre *= scale  # (T, B, 4H) the caller's scratch: scaled here once, not at every step
+    W_hht_T = (p["W_hht"] * scale[:, None]).T
     gates = scratch(work, f"gates.{tag}", (T, B, 4, H), dtype)  # (T, B, 4, H) activations i, f, g, o
     h = scratch(work, f"h.{tag}", (T + 1, B, H), dtype)  # (T+1, B, H), h[0] = h0
     c = scratch(work, f"c.{tag}", (T + 1, B, H), dtype)  # (T+1, B, H), c[0] = c0
     tc = scratch(work, f"tc.{tag}", (T, B, H), dtype)  # (T, B, H) tanh(c_t)
     ig = scratch(work, f"ig.{tag}", (B, H), dtype)
     h[0], c[0] = state0[:, :H], state0[:, H:]
-    W_hht_T = p["W_hht"].T
     for t in range(T):
         h_prev, c_prev = h[t], c[t]
         if restarts[t]:  # zero rows whose input is <s>: state restarts at each start token
             h_prev, c_prev = h_prev * keep[t], c_prev * keep[t]
-        a = gates[t]
-        np.dot(h_prev, W_hht_T, out=a.reshape(B, H4))
-        a += pre[t].reshape(B, 4, H)
-        _activate(a, scale, shift)
+        a, a_flat = gates[t], gates[t].reshape(B, H4)
+        np.dot(h_prev, W_hht_T, out=a_flat)
+        a_flat += pre[t]
+        np.tanh(a_flat, out=a_flat)
+        a_flat *= scale
+        a_flat += shift
         np.multiply(a[:, 1], c_prev, out=c[t + 1])
         np.multiply(a[:, 0], a[:, 2], out=ig)
         c[t + 1] += ig
@@ -118,9 +118,14 @@ def step(p: dict, pre: np.ndarray, state: np.ndarray):
     B, H4 = pre.shape
     H, dtype = H4 // 4, pre.dtype
     h_prev, c_prev = state[:, :H], state[:, H:]
-    a = np.dot(h_prev, p["W_hht"].T).reshape(B, 4, H)
-    a += pre.reshape(B, 4, H)
-    _activate(a, _SCALE.astype(dtype), _SHIFT.astype(dtype))
+    scale, shift = _per_gate(_HALF_BUT_G, H, dtype), _per_gate(_SHIFT, H, dtype)
+    a_flat = np.dot(h_prev, p["W_hht"].T)
+    a_flat += pre
+    a_flat *= scale
+    np.tanh(a_flat, out=a_flat)
+    a_flat *= scale
+    a_flat += shift
+    a = a_flat.reshape(B, 4, H)
     new = np.empty((B, 2 * H), dtype)
     h, c = new[:, :H], new[:, H:]
     np.multiply(a[:, 1], c_prev, out=c)

@@ -14,7 +14,9 @@ from rich.text import Text
 from .gate_saturation import LEFT, RIGHT, Saturation
 from .loss_chart import new_figure, save_figure
 
-GATE_STYLE = {"input": "green", "forget": "blue", "output": "magenta", "reset": "red", "update": "cyan"}
+# each gate's letter (the paper's symbols) and colour, in the terminal and in the PNG
+MARK = {"input": "i", "forget": "f", "output": "o", "reset": "r", "update": "z"}
+COLOUR = {"input": "green", "forget": "blue", "output": "magenta", "reset": "red", "update": "cyan"}
 WIDTH, HEIGHT = 41, 11  # scatter cells: left fraction 0..1 in steps of 0.025, right in steps of 0.1
 
 
@@ -31,7 +33,7 @@ def table(s: Saturation, k: int) -> list[str]:
 
 
 def scatter(s: Saturation, k: int) -> list[Text]:
-    """Each unit's gate as its gate's first letter at (left fraction, right fraction); * where gates overlap."""
+    """Each unit's gate as its gate's letter at (left fraction, right fraction); * where gates overlap."""
     grid: list[list[str | None]] = [[None] * WIDTH for _ in range(HEIGHT)]  # [row][column], row 0 on top
     for gate in s.left:
         for x, y in zip(s.left[gate][k], s.right[gate][k]):
@@ -43,7 +45,7 @@ def scatter(s: Saturation, k: int) -> list[Text]:
         while cells and cells[-1] is None:  # no trailing blanks
             cells = cells[:-1]
         for g in cells:
-            line.append(" " if g is None else g[0] if g != "*" else "*", style=GATE_STYLE.get(g or "", ""))
+            line.append(MARK.get(g, g) if g else " ", style=COLOUR.get(g or "", ""))
         lines.append(line)
     lines.append(Text("    └" + "─" * WIDTH, style="dim"))
     lines.append(Text(f"     0{'left-saturated fraction':^{WIDTH - 2}}1"))
@@ -57,7 +59,7 @@ def print_summary(s: Saturation, H: int, console: Console) -> None:
         soft_wrap=True,
         markup=False,
     )
-    key = ", ".join(f"{g[0]} {g}" for g in s.left)
+    key = ", ".join(f"{MARK[g]} {g}" for g in s.left)
     for k, layer in enumerate(s.layers):
         console.print()
         console.print(Text(f"layer {layer} ({H} units)", style="bold"), soft_wrap=True)
@@ -76,7 +78,7 @@ def save_png(s: Saturation, title: str, path: Path) -> None:
         ax.plot([0, 1], [1, 0], color="0.8", linewidth=0.8)  # left + right <= 1: no unit lies beyond
         for gate in s.left:
             left, right = s.left[gate][k], s.right[gate][k]
-            ax.scatter(left, right, s=12, alpha=0.7, label=gate, color=GATE_STYLE[gate], clip_on=False)
+            ax.scatter(left, right, s=12, alpha=0.7, label=gate, color=COLOUR[gate], clip_on=False)
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="fraction left-saturated", title=f"layer {layer}")
     axes[0].set_ylabel("fraction right-saturated")
     axes[-1].legend(loc="upper right")

@@ -1,18 +1,20 @@
 """Hidden units along a text: every layer's activations, simple features of the text, and the units that track them.
 
 The text is read one character at a time with model.step, exactly as sampling reads a prime, so the
-activation shown for a character is h_t^l after reading it. Units are ranked by the Pearson correlation
-of their activation with a feature, as in Karpathy, Johnson and Fei-Fei (2015).
+activation shown for a character is h_t^l after reading it; for the gated cells also each gate's
+activation and, for the LSTM, tanh(c_t^l). Units are ranked by the Pearson correlation of their
+activation with a feature, as in Karpathy, Johnson and Fei-Fei (2015).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .cells import CELLS
 from .errors import ConfigError, DataError
 from .model import StackedRNN, log_softmax
 from .vocab import BOS, SPECIALS, Vocab
@@ -24,12 +26,49 @@ class Trace:
     seen: np.ndarray  # (N,) False at a newline that ends a record: a line-records model never reads it
     hs: np.ndarray  # (N, L, H) every layer's state after reading character i
     probs: np.ndarray  # (N, V) the next-character distribution after reading character i
+    cell: str = "rnn"  # the model's cell: rnn, lstm or gru
+    gates: dict[str, np.ndarray] = field(default_factory=dict)  # gate (SHOWN's name) -> (N, L, H) after char i
+    cs: np.ndarray | None = None  # (N, L, H) an LSTM's tanh(c_t^l) after reading character i; None for others
+
+    def quantity(self, show: str) -> np.ndarray:
+        """(N, L, H) what --show names: hidden, cell (tanh(c)) or a gate; check it first with check_show."""
+        if show == "hidden":
+            return self.hs
+        if show == "cell":
+            assert self.cs is not None
+            return self.cs
+        return self.gates[show]
 
 
 @dataclass
 class View:
     title: str
     values: np.ndarray  # (N,) one unit's activation per character
+    quantity: str = "hidden"  # what values are: hidden, cell or a gate name (SIGMOID's lie in [0, 1])
+
+
+# what --show accepts per cell; "cell" is tanh(c) as in the paper, so the LSTM's g (the cell module's
+# "cell") is called "candidate" here
+SHOWN = {
+    "rnn": ("hidden",),
+    "lstm": ("hidden", "cell", "input", "forget", "candidate", "output"),
+    "gru": ("hidden", "reset", "update", "new"),
+}
+SIGMOID = ("input", "forget", "output", "reset", "update")  # gates in [0, 1]; candidate and new are tanh
+
+
+def _gate_label(name: str) -> str:
+    """A cell module's gate name as --show spells it."""
+    return "candidate" if name == "cell" else name
+
+
+def check_show(cell: str, show: str) -> None:
+    """--show must name something this run's cell has."""
+    if show in SHOWN[cell]:
+        return
+    if cell == "rnn":
+        raise ConfigError(f"--show: expected hidden (the rnn cell has no gates and no cell state), got {show!r}")
+    raise ConfigError(f"--show: expected one of {', '.join(SHOWN[cell])} for this {cell} run, got {show!r}")
 
 
 def read_text_arg(value: str) -> str:
@@ -56,7 +95,11 @@ def trace(model: StackedRNN, vocab: Vocab, text: str) -> Trace:
         raise ConfigError(f"--text: characters not in the model's vocabulary: {', '.join(map(repr, unknown))}")
     index = {c: i + len(SPECIALS) for i, c in enumerate(vocab.chars)}
     N = len(text)
-    hs = np.zeros((N, model.num_layers, model.hidden_size), np.float32)  # (N, L, H)
+    L, H = model.num_layers, model.hidden_size
+    hs = np.zeros((N, L, H), np.float32)  # (N, L, H)
+    # (N, L, H) per gate, and tanh(c) for the LSTM; the rnn stores nothing more and steps as before
+    gates = {_gate_label(g): np.zeros((N, L, H), np.float32) for g in CELLS[model.cell].GATE_NAMES}
+    cs = np.zeros((N, L, H), np.float32) if model.cell == "lstm" else None
     probs = np.zeros((N, vocab.size))  # (N, V)
     seen = np.ones(N, bool)
     h, at_start = model.zero_state(1), True
@@ -67,10 +110,16 @@ def trace(model: StackedRNN, vocab: Vocab, text: str) -> Trace:
         if at_start:
             _, h = model.step(np.array([BOS]), h)
             at_start = False
-        logits, h = model.step(np.array([index[c]]), h)
+        layer_gates: list | None = [] if gates else None
+        logits, h = model.step(np.array([index[c]]), h, layer_gates)
         hs[i] = model.hidden(h)[:, 0]
+        for l, named in enumerate(layer_gates or []):
+            for name, a in named.items():
+                gates[_gate_label(name)][i, l] = a[0]
+        if cs is not None:
+            cs[i] = np.tanh(h[:, 0, H:])  # the LSTM's state is [h | c]
         probs[i] = np.exp(log_softmax(logits[0].astype(np.float64)))
-    return Trace(text, seen, hs, probs)
+    return Trace(text, seen, hs, probs, model.cell, gates, cs)
 
 
 def features(text: str) -> dict[str, np.ndarray]:
@@ -99,12 +148,19 @@ def correlations(acts: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return np.divide(f @ a, denom, out=np.zeros(acts.shape[1]), where=denom > 1e-12)
 
 
-def top_units(tr: Trace, k: int, layers: list[int]) -> tuple[list[View], list[str]]:
-    """For each feature that varies in the text, the k units of `layers` (1-based) that track it best.
+def _unit(layer: int, unit: int, show: str) -> str:
+    """A view's title: layer 1 unit 3, then what it shows unless that is the hidden state."""
+    what = {"hidden": "", "cell": " tanh(c)"}.get(show, f" {show} gate")
+    return f"layer {layer} unit {unit}{what}"
+
+
+def top_units(tr: Trace, k: int, layers: list[int], show: str = "hidden") -> tuple[list[View], list[str]]:
+    """For each feature that varies in the text, the k units of `layers` (1-based) whose `show` tracks it best.
 
     Returns the views and a note for each feature left out because it is constant in this text.
     """
-    acts = tr.hs[tr.seen][:, [l - 1 for l in layers]].astype(np.float64)  # (N', layers, H)
+    shown = tr.quantity(show)  # (N, L, H)
+    acts = shown[tr.seen][:, [l - 1 for l in layers]].astype(np.float64)  # (N', layers, H)
     n, nl, H = acts.shape
     views, notes = [], []
     for name, f in features(tr.text).items():
@@ -115,25 +171,33 @@ def top_units(tr: Trace, k: int, layers: list[int]) -> tuple[list[View], list[st
         r = correlations(acts.reshape(n, nl * H), f)  # (layers * H,) layer-major
         for j in np.argsort(-np.abs(r), kind="stable")[:k]:
             layer, unit = layers[j // H], int(j % H)
-            views.append(View(f"layer {layer} unit {unit}: r = {r[j]:+.2f} with {name}", tr.hs[:, layer - 1, unit]))
+            title = f"{_unit(layer, unit, show)}: r = {r[j]:+.2f} with {name}"
+            views.append(View(title, shown[:, layer - 1, unit], show))
     return views, notes
 
 
-def select(tr: Trace, layer: int | None, neuron: int | None, top: int | None) -> tuple[list[View], list[str]]:
-    """The views the options ask for: one --neuron (of --layer, default the top layer), or --top K per feature."""
+def check_layer(layer: int | None, num_layers: int) -> None:
+    if layer is not None and not 1 <= layer <= num_layers:
+        raise ConfigError(f"--layer: expected 1..{num_layers} (the model has {num_layers} layers), got {layer}")
+
+
+def select(
+    tr: Trace, layer: int | None, neuron: int | None, top: int | None, show: str = "hidden"
+) -> tuple[list[View], list[str]]:
+    """The views the options ask for: one --neuron (of --layer, default the top layer), or --top K per feature,
+    of the quantity --show names (checked against the run's cell with check_show)."""
     L, H = tr.hs.shape[1:]
-    if layer is not None and not 1 <= layer <= L:
-        raise ConfigError(f"--layer: expected 1..{L} (the model has {L} layers), got {layer}")
+    check_layer(layer, L)
     if neuron is not None and top is not None:
         raise ConfigError("--neuron and --top: give one of them")
     if neuron is not None:
         if not 0 <= neuron < H:
             raise ConfigError(f"--neuron: expected 0..{H - 1} (each layer has {H} units), got {neuron}")
         layer = layer or L
-        return [View(f"layer {layer} unit {neuron}", tr.hs[:, layer - 1, neuron])], []
+        return [View(_unit(layer, neuron, show), tr.quantity(show)[:, layer - 1, neuron], show)], []
     if top is not None and top < 1:
         raise ConfigError(f"--top: expected an integer >= 1, got {top}")
-    views, notes = top_units(tr, top or 1, [layer] if layer else list(range(1, L + 1)))
+    views, notes = top_units(tr, top or 1, [layer] if layer else list(range(1, L + 1)), show)
     if not views:
         raise ConfigError("--text: too short to rank units (no feature varies in it); pick one with --neuron")
     return views, notes

@@ -275,29 +275,55 @@ def visualize(
         help="Checkpoint JSON or run directory (its best, else latest); default: newest under ./runs.",
     ),
     layer: int | None = typer.Option(
-        None, "--layer", "-l", help="Layer 1..L (default: the top one for --neuron; all for --top)."
+        None, "--layer", "-l", help="Layer 1..L (default: the top one for --neuron; all for --top and --saturation)."
     ),
     neuron: int | None = typer.Option(None, "--neuron", help="Show this unit 0..H-1 of --layer."),
     top: int | None = typer.Option(
         None,
         "--top",
-        help="Show the K units that best track each feature "
+        help="Show the K units whose --show quantity best tracks each feature "
         "(inside quotes, inside parentheses, position in line); default 1.",
+    ),
+    show: str = typer.Option(
+        "hidden",
+        "--show",
+        metavar="WHAT",
+        help="What the colours show: hidden (h, any cell); lstm: cell (tanh(c)), input, forget, candidate (g), "
+        "output; gru: reset, update, new. Sigmoid gates run 0 red .. 1 blue, the rest -1 red .. +1 blue.",
     ),
     predictions: bool = typer.Option(False, "--predictions", help="Under each character, the 5 likeliest next ones."),
     html_file: str | None = typer.Option(
         None, "--html", metavar="FILE", help="Write a self-contained HTML page instead."
     ),
+    saturation: bool = typer.Option(
+        False,
+        "--saturation",
+        help="Instead of coloured text, how often each unit's sigmoid gates (lstm: input, forget, output; gru: "
+        "reset, update) are left-saturated (< 0.1) and right-saturated (> 0.9), per layer.",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help='With --saturation: print {"cell", "characters", "layers": [...]} as JSON.'
+    ),
+    png: str | None = typer.Option(
+        None,
+        "--png",
+        metavar="FILE",
+        help="With --saturation: write a scatter per layer as a PNG (needs matplotlib: pip install 'charrnn[plot]').",
+    ),
 ) -> None:
-    """Colour each character of a text by one hidden unit's activation (tanh, -1 red .. +1 blue).
+    """Colour each character of a text by one unit's activation (tanh, -1 red .. +1 blue), or summarise gates.
 
     \b
     Examples:
       charrnn visualize -c runs/code --text charrnn/model.py --top 2
       charrnn visualize --text "ROMEO: But soft, what light through yonder window breaks?" --neuron 17 --predictions
+      charrnn visualize -c runs/code-lstm --text charrnn/vocab.py --show forget --top 1
+      charrnn visualize -c runs/code-lstm --text charrnn/vocab.py --saturation --png gates.png
     """
     with _errors():
-        commands.visualize.run(text, checkpoint_, layer, neuron, top, predictions, html_file)
+        commands.visualize.run(
+            text, checkpoint_, layer, neuron, top, predictions, html_file, show, saturation, as_json, png
+        )
 
 
 data_app = typer.Typer(help="Training texts: download a public one.", rich_markup_mode=None, no_args_is_help=True)

@@ -1,7 +1,8 @@
-"""A text with each character's background coloured by one hidden unit's activation.
+"""A text with each character's background coloured by one unit's activation: hidden, tanh(c) or a gate.
 
 As in Karpathy, Johnson and Fei-Fei, "Visualizing and Understanding Recurrent Networks" (2015): each
-character shows tanh unit h_t^l[n] in [-1, 1] after reading it (red -1, white 0, blue +1), and
+character shows tanh unit h_t^l[n] in [-1, 1] after reading it (red -1, white 0, blue +1), or an LSTM's
+tanh(c), or a gate (a sigmoid gate in [0, 1] spans the same colours, red 0 .. blue 1), and
 `--predictions` adds under it the model's five likeliest next characters. In a terminal through Rich,
 or as one self-contained HTML page. What is shown comes from charrnn.activations.
 """
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from .activations import Trace, View
+from .activations import SIGMOID, Trace, View
 from .errors import CharrnnError
 from .vocab import BOS, EOS, SPECIALS, Vocab
 
@@ -43,6 +44,18 @@ def token(vocab: Vocab, i: int) -> str:
 def cell(c: str) -> str:
     """Each character as exactly one cell, so that rows line up: ↵ newline, → tab, · anything invisible."""
     return {"\n": "↵", "\t": "→"}.get(c, c if c.isprintable() else "·")
+
+
+def level(view: View, v: float) -> float:
+    """Where a value sits on the colour scale, -1 .. +1: a sigmoid gate's 0 .. 1 stretched onto it."""
+    return 2 * v - 1 if view.quantity in SIGMOID else v
+
+
+def scale_labels(view: View) -> list[str]:
+    """The legend's five values, at levels -1, -0.5, 0, 0.5, 1."""
+    if view.quantity in SIGMOID:
+        return ["0", "0.25", "0.5", "0.75", "1"]
+    return [f"{v:+.1f}" for v in (-1, -0.5, 0, 0.5, 1)]
 
 
 def activation_rgb(v: float) -> tuple[int, int, int]:
@@ -86,14 +99,16 @@ def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: boo
     """Print each view; coloured backgrounds on a colour terminal, else a ▁..█ row under each line."""
     colour = console.color_system is not None and not console.no_color
     top = guesses(tr.probs) if predictions else np.empty((len(tr.text), 0), int)  # (N, guesses shown)
+    labels = scale_labels(views[0])  # one quantity per call
     if colour:
         legend = Text("activation  ")
-        for v in (-1, -0.5, 0, 0.5, 1):
-            legend.append(f" {v:+.1f} ", style=activation_style(v))
+        for v, label in zip((-1, -0.5, 0, 0.5, 1), labels):
+            legend.append(f" {label} ", style=activation_style(v))
         if predictions:
             legend.append("\nrows below each line: the 5 likeliest next characters, greener = likelier (∎ end)")
     else:
-        legend = Text(f"activation under each line: {SPARK[0]} -1 ... {SPARK[-1]} +1")
+        low, high = ("0", "1") if views[0].quantity in SIGMOID else ("-1", "+1")
+        legend = Text(f"activation under each line: {SPARK[0]} {low} ... {SPARK[-1]} {high}")
         if predictions:
             legend.append("\nthen the 5 likeliest next characters, likeliest first (∎ end)")
     console.print(legend, soft_wrap=True)
@@ -103,11 +118,15 @@ def render_terminal(tr: Trace, vocab: Vocab, views: list[View], predictions: boo
         for chunk in _chunks(tr, max(console.width, 8)):
             row = Text()
             for i in chunk:
-                row.append(cell(tr.text[i]), style=activation_style(float(view.values[i])) if colour else None)
+                row.append(
+                    cell(tr.text[i]), style=activation_style(level(view, float(view.values[i]))) if colour else None
+                )
             console.print(row, soft_wrap=True)
             if not colour:
                 console.print(
-                    "".join(SPARK[round((float(view.values[i]) + 1) / 2 * (len(SPARK) - 1))] for i in chunk),
+                    "".join(
+                        SPARK[round((level(view, float(view.values[i])) + 1) / 2 * (len(SPARK) - 1))] for i in chunk
+                    ),
                     soft_wrap=True,
                 )
             for rank in range(top.shape[1]):
@@ -144,7 +163,7 @@ def html_page(tr: Trace, vocab: Vocab, views: list[View], predictions: bool, sou
         for line in _lines(tr):
             for i in line:
                 v = float(view.values[i])
-                ch = f'<span class="ch" style="{activation_css(v)}">{html.escape(cell(tr.text[i]))}</span>'
+                ch = f'<span class="ch" style="{activation_css(level(view, v))}">{html.escape(cell(tr.text[i]))}</span>'
                 if predictions:
                     ch += "".join(
                         f'<span class="p" style="{probability_css(tr.probs[i, g])}">'
@@ -154,7 +173,10 @@ def html_page(tr: Trace, vocab: Vocab, views: list[View], predictions: bool, sou
                 parts.append(f'<span class="col" title="{html.escape(_tooltip(tr, vocab, top, i, v))}">{ch}</span>')
             parts.append("<br>\n")
         sections.append(f'<h2>{html.escape(view.title)}</h2>\n<div class="text">{"".join(parts)}</div>')
-    swatches = "".join(f'<span class="ch" style="{activation_css(v)}">{v:+.1f}</span>' for v in (-1, -0.5, 0, 0.5, 1))
+    swatches = "".join(
+        f'<span class="ch" style="{activation_css(v)}">{label}</span>'
+        for v, label in zip((-1, -0.5, 0, 0.5, 1), scale_labels(views[0]))
+    )
     note = (
         " Under each character: the model's 5 likeliest next characters, greener = likelier (∎ end)."
         if predictions
@@ -172,12 +194,21 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 </style></head>
 <body>
 <h1>charrnn visualize</h1>
-<p>{html.escape(source)}: each character's background is one hidden unit's tanh activation after reading it.
+<p>{html.escape(source)}: each character's background is one {_what(views[0])} after reading it.
 Hover a character for its value{" and the model's next-character guesses" if not predictions else ""}.{note}</p>
 <p class="legend">{swatches}</p>
 {chr(10).join(sections)}
 </body></html>
 """
+
+
+def _what(view: View) -> str:
+    if view.quantity == "hidden":
+        return "hidden unit's tanh activation"
+    if view.quantity == "cell":
+        return "unit's tanh(c), its LSTM cell state squashed into [-1, 1]"
+    kind = "sigmoid, in [0, 1]" if view.quantity in SIGMOID else "tanh, in [-1, 1]"
+    return f"unit's {view.quantity} gate activation ({kind})"
 
 
 def write_html(path: Path, tr: Trace, vocab: Vocab, views: list[View], predictions: bool, source: str) -> None:

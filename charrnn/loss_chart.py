@@ -134,8 +134,8 @@ def print_chart(
         console.print(line, soft_wrap=True)
 
 
-def save_png(train: list[tuple[int, float]], val: list[tuple[int, float]], title: str, path: Path) -> None:
-    """The same curves with matplotlib, which charrnn does not require: `pip install 'charrnn[plot]'`."""
+def new_figure(width: float, height: float):
+    """A matplotlib Figure of width x height inches; matplotlib is optional: `pip install 'charrnn[plot]'`."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -143,7 +143,20 @@ def save_png(train: list[tuple[int, float]], val: list[tuple[int, float]], title
             "--png needs matplotlib, which is not installed: pip install 'charrnn[plot]' "
             "(the terminal chart needs nothing more)"
         ) from None
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def save_figure(fig, path: Path) -> None:
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as err:
+        raise CharrnnError(f"{path}: cannot write: {err.strerror or err}") from None
+
+
+def save_png(train: list[tuple[int, float]], val: list[tuple[int, float]], title: str, path: Path) -> None:
+    """The same curves with matplotlib."""
+    fig = new_figure(8, 4.5)
     ax = fig.subplots()
     if train:
         ax.plot(*zip(*train), label="train loss", linewidth=1)
@@ -152,8 +165,4 @@ def save_png(train: list[tuple[int, float]], val: list[tuple[int, float]], title
     ax.set(xlabel="step", ylabel="loss (nats per character)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as err:
-        raise CharrnnError(f"{path}: cannot write: {err.strerror or err}") from None
+    save_figure(fig, path)

@@ -27,7 +27,7 @@ def invoke(*args, **kwargs):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False, **kwargs)
 
 
-def train_tiny(folder: Path, name: str = "tiny", steps: int = 40) -> Path:
+def train_tiny(folder: Path, name: str = "tiny", steps: int = 40, cell: str = "rnn") -> Path:
     """A small trained run on a text with quotes, parentheses and lines; returns its run directory."""
     (folder / "tiny.txt").write_text(TINY_TEXT)
     config = folder / f"{name}.yaml"
@@ -36,7 +36,7 @@ def train_tiny(folder: Path, name: str = "tiny", steps: int = 40) -> Path:
         f"train:\n  seq_length: 16\n  batch_size: 4\n  steps: {steps}\n  eval_every: 20\n  log_every: 10\n"
         f"  checkpoint_every: 20\n  out_dir: {folder / 'runs' / name}\n"
     )
-    result = invoke("train", config, "-q")
+    result = invoke("train", config, "-q", "--set", f"model.cell={cell}")
     assert result.exit_code == 0, result.stderr
     return folder / "runs" / name
 

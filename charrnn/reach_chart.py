@@ -32,37 +32,38 @@ class RunReach:
 
 
 def _lines(runs: list[RunReach]):
-    """(label, mean norms (K+1,), style, mark) per run and layer, in the order drawn."""
+    """(run, layer, mean norms (K+1,), style, mark) per run and layer, in the order drawn."""
     looks = zip(itertools.cycle(STYLES), itertools.cycle(MARKS))
     for r in runs:
         for l, norms in enumerate(r.reach.mean_norm, start=1):
-            style, mark = next(looks)
-            yield f"{r.run} layer {l} ({r.cell})", norms, style, mark
+            yield r, l, norms, *next(looks)
+
+
+def _label(r: RunReach, layer: int) -> str:
+    return f"{r.run} layer {layer} ({r.cell})"
 
 
 def chart(runs: list[RunReach], width: int, height: int) -> list[Text]:
     """The plot area, then one legend line per run and layer."""
     series, legend = [], []
-    for label, norms, style, mark in _lines(runs):
+    for r, l, norms, style, mark in _lines(runs):
         K = len(norms) - 1
         # a mean of 0 (every chain cut off by a record start) has no log: the line stops before it
         points = [(k, float(np.log10(n))) for k, n in enumerate(norms) if n > 0]
         series.append(Series(points, style))
         series.append(Series([p for p in points if p[0] in {K // 4, K // 2, 3 * K // 4, K}], style, mark))
-        legend.append(Text(" " * LABEL_W).append(f"⣀⣀{mark} {label}", style=style))
+        legend.append(Text(" " * LABEL_W).append(f"⣀⣀{mark} {_label(r, l)}", style=style))
     lines = plot_area(series, width, height, "steps back (k)", lambda y: f"{10**y:.1e}")
     return lines + legend
 
 
 def table(runs: list[RunReach]) -> list[str]:
-    """The mean norms at a few k, one row per run and layer."""
+    """The mean norms at a few k, one row per run and layer, named by its mark in the legend."""
     K = runs[0].reach.steps
     ks = sorted({k for k in TABLE_KS if k <= K} | {K})
-    labels = [label for label, *_ in _lines(runs)]
-    w = max(map(len, labels))
-    rows = [f"{'k':<{w}}" + "".join(f"{k:>9}" for k in ks)]
-    for label, norms, *_ in _lines(runs):
-        rows.append(f"{label:<{w}}" + "".join(f"{norms[k]:>9.2e}" for k in ks))
+    rows = ["k" + " " * 9 + "".join(f"{k:>8}" for k in ks)]
+    for _, l, norms, _, mark in _lines(runs):
+        rows.append(f"{mark} layer {l:<2}" + "".join(f"{norms[k]:>8.1e}" for k in ks))
     return rows
 
 
@@ -85,8 +86,8 @@ def save_png(runs: list[RunReach], path: Path) -> None:
     """The same lines with matplotlib, on a log y axis."""
     fig = charts.figure()
     ax = fig.subplots()
-    for label, norms, *_ in _lines(runs):
-        ax.semilogy(np.arange(len(norms)), norms, label=label, linewidth=1)
+    for r, l, norms, *_ in _lines(runs):
+        ax.semilogy(np.arange(len(norms)), norms, label=_label(r, l), linewidth=1)
     ax.set(xlabel="steps back (k)", ylabel="mean |dL_t / dh_{t-k}|", title="How far back the gradient reaches")
     ax.grid(alpha=0.3, which="both")
     ax.legend()

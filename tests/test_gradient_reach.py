@@ -163,7 +163,8 @@ def test_the_terminal_chart_and_table(runs):
     assert table[0].split() == ["k", "0", "1", "2", "5", "10", "20"]
     numbers = json.loads(gradients("-c", runs[0], "-c", runs[1], "--steps", 20, "--json").stdout)
     first = numbers["runs"][0]["layers"][0]["mean_norm"]
-    assert table[1].split()[-6:] == [f"{first[k]:.2e}" for k in (0, 1, 2, 5, 10, 20)]
+    assert table[1].split() == ["●", "layer", "1"] + [f"{first[k]:.1e}" for k in (0, 1, 2, 5, 10, 20)]
+    assert [row.split()[:3] for row in table[2:]] == [["■", "layer", "2"], ["▲", "layer", "1"], ["◆", "layer", "2"]]
 
 
 def test_text_from_stdin_and_a_file(runs, tmp_path):

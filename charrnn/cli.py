@@ -321,7 +321,8 @@ def gradients(
     as_json: bool = typer.Option(
         False,
         "--json",
-        help='Print {"steps", "chains", "runs": [{"run", "cell", "layers": [{"layer", "mean_norm"}]}]} as JSON.',
+        help='Print {"steps", "chains" (at most), "runs": [{"run", "cell", "text", "chains", "warmup", '
+        '"layers": [{"layer", "mean_norm" (K+1 numbers)}]}]} as JSON.',
     ),
     png: str | None = typer.Option(
         None, "--png", metavar="FILE", help="Write a PNG instead (needs matplotlib: pip install 'charrnn[plot]')."

@@ -210,5 +210,7 @@ def test_errors_are_one_line(runs, tmp_path):
     assert_one_line_error(
         short.exit_code, short.stdout, short.stderr, 2, "short.txt: 10 ids are too few for --steps 20"
     )
+    nofile = gradients("-c", runs[0], "--text", tmp_path / "nope.txt")
+    assert_one_line_error(nofile.exit_code, nofile.stdout, nofile.stderr, 2, "--text: ", "nope.txt: no such file")
     unknown = gradients("-c", runs[0], "--text", "-", input="she said Z")
     assert_one_line_error(unknown.exit_code, unknown.stdout, unknown.stderr, 2, "--text: <stdin>: characters not in")

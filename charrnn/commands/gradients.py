@@ -10,6 +10,7 @@ from rich.console import Console
 
 from .. import checkpoint, reach_chart
 from ..data import decode_text, read_text
+from ..errors import ConfigError
 from ..evaluation import training_split
 from ..gradient_reach import CHAINS, encode, reach
 from ..reach_chart import RunReach
@@ -29,6 +30,8 @@ def measure(run: str | None, text: str | None, stdin: bytes | None, steps: int) 
         ids, source = (val, f"validation split of {d.path}") if len(val) else (train, d.path)
     else:
         if stdin is None:
+            if not Path(text).is_file():
+                raise ConfigError(f"--text: {text}: no such file (- reads stdin)")
             raw, source = read_text(text, d.encoding, d.errors), text
         else:
             raw, source = decode_text(stdin, "<stdin>", d.encoding, d.errors), "<stdin>"

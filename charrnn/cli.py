@@ -326,6 +326,49 @@ def visualize(
         )
 
 
+@app.command()
+def gradients(
+    checkpoints: list[str] = typer.Option(
+        [],
+        "--checkpoint",
+        "-c",
+        metavar="PATH|RUN_DIR",
+        help="Checkpoint JSON or run directory (its best, else latest); repeatable, one chart; "
+        "default: newest under ./runs.",
+    ),
+    text: str | None = typer.Option(
+        None,
+        "--text",
+        metavar="FILE|-",
+        help="The text the chains are taken from; - reads stdin; default: each run's validation split "
+        "(its whole data.path when it holds none out).",
+    ),
+    steps: int = typer.Option(50, "--steps", "-k", help="How far back to measure: k = 0..K steps."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help='Print {"steps", "chains" (at most), "runs": [{"run", "cell", "text", "chains", "warmup", '
+        '"layers": [{"layer", "mean_norm" (K+1 numbers)}]}]} as JSON.',
+    ),
+    png: str | None = typer.Option(
+        None, "--png", metavar="FILE", help="Write a PNG instead (needs matplotlib: pip install 'charrnn[plot]')."
+    ),
+) -> None:
+    """How far back the gradient reaches: the mean norm of dL_t/dh_(t-k) for k = 0..K, per layer, log scale.
+
+    L_t is the loss of predicting the character after position t; the mean is over up to 64 positions t
+    spread over the text, each read from a zero state through 50 characters of warm-up first. A vanilla
+    cell's gradient vanishes within a few dozen steps; an LSTM's carries further (docs/model.md).
+
+    \b
+    Example:
+      charrnn gradients -c runs/shakespeare-128 -c runs/shakespeare-lstm --steps 30
+    """
+    with _errors():
+        _check("--steps", steps, steps >= 1, "an integer >= 1")
+        commands.gradients.run(checkpoints, text, steps, as_json, png)
+
+
 data_app = typer.Typer(help="Training texts: download a public one.", rich_markup_mode=None, no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

@@ -11,8 +11,8 @@ import numpy as np
 from rich.console import Console
 from rich.text import Text
 
+from . import charts
 from .gate_saturation import LEFT, RIGHT, Saturation
-from .loss_chart import new_figure, save_figure
 
 # each gate's letter (the paper's symbols) and colour, in the terminal and in the PNG
 MARK = {"input": "i", "forget": "f", "output": "o", "reset": "r", "update": "z"}
@@ -72,7 +72,7 @@ def print_summary(s: Saturation, H: int, console: Console) -> None:
 
 def save_png(s: Saturation, title: str, path: Path) -> None:
     """One scatter per layer, left fraction on x, right on y, one colour per gate."""
-    fig = new_figure(3.6 * len(s.layers) + 0.6, 4.2)
+    fig = charts.figure(3.6 * len(s.layers) + 0.6, 4.2)
     axes = np.atleast_1d(fig.subplots(1, len(s.layers), sharey=True))
     for k, (ax, layer) in enumerate(zip(axes, s.layers)):
         ax.plot([0, 1], [1, 0], color="0.8", linewidth=0.8)  # left + right <= 1: no unit lies beyond
@@ -83,4 +83,4 @@ def save_png(s: Saturation, title: str, path: Path) -> None:
     axes[0].set_ylabel("fraction right-saturated")
     axes[-1].legend(loc="upper right")
     fig.suptitle(title, fontsize=9)
-    save_figure(fig, path)
+    charts.save(fig, path)

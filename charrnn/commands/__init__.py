@@ -5,6 +5,6 @@ writes the result: data on stdout, everything else on stderr. A verb that can st
 exit code; failures are raised as `CharrnnError`, which the command line turns into one line.
 """
 
-from . import data, eval, info, plot, runs, sample, sweep, train, visualize
+from . import data, eval, gradients, info, plot, runs, sample, sweep, train, visualize
 
-__all__ = ["data", "eval", "info", "plot", "runs", "sample", "sweep", "train", "visualize"]
+__all__ = ["data", "eval", "gradients", "info", "plot", "runs", "sample", "sweep", "train", "visualize"]

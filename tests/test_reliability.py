@@ -151,6 +151,13 @@ TRAIN_CASES = [
     ),
     ("seq-length-0", _cfg(train={"seq_length": 0}), 2, ["train.seq_length: expected a positive integer, got 0"]),
     ("nan-dropout", _cfg(model={"dropout": float("nan")}), 2, ["model.dropout", "nan"]),
+    ("unknown-cell", _cfg(model={"cell": "transformer"}), 2, ["run.yaml: model.cell: expected one of rnn, lstm, gru"]),
+    (
+        "set-unknown-cell",
+        lambda d: [write_config(d), "--set", "model.cell=transformer"],
+        2,
+        ["--set model.cell=transformer: model.cell: expected one of rnn, lstm, gru, got 'transformer'"],
+    ),
     ("batch-too-large", _cfg(train={"batch_size": 500}), 2, ["run.yaml: train.batch_size: 500 tracks", "lower"]),
     ("no-data-path", _yaml("train:\n  steps: 3\n"), 2, ["bad.yaml: data.path: expected the path of a training text"]),
     (
@@ -304,6 +311,13 @@ RESUME_CASES = [
         ["cannot resume, the config changed: model.hidden_size: 8 in the checkpoint, 16 now"],
     ),
     ("text-changed", _text_changed, [], 1, ["cannot resume, the training text's characters changed"]),
+    (
+        "cell-changed",
+        lambda d: None,
+        ["--set", "model.cell=lstm"],
+        2,
+        ["cannot resume, the config changed: model.cell: 'rnn' in the checkpoint, 'lstm' now"],
+    ),
 ]
 
 
@@ -389,6 +403,41 @@ def test_sample_from_a_damaged_checkpoint_names_the_intact_one(in_tmp, trained):
         f"try --checkpoint {run_dir / 'latest.json'}",
     )
     assert invoke("sample", "--checkpoint", run_dir / "latest.json", "-n", "5").exit_code == 0
+
+
+def _set_cell(json_path: Path, cell: str | None) -> None:
+    """Rewrite the model.cell of a checkpoint's config (None: drop the key, as a checkpoint made before cells)."""
+    meta = json.loads(json_path.read_text())
+    if cell is None:
+        del meta["config"]["model"]["cell"]
+    else:
+        meta["config"]["model"]["cell"] = cell
+    json_path.write_text(json.dumps(meta))  # the checksum covers the weights, not the JSON
+
+
+@pytest.mark.parametrize("verb", [["sample", "-c"], ["eval", "-c"], ["info"]])
+def test_a_checkpoint_whose_weights_do_not_fit_its_cell_is_one_line(in_tmp, trained, verb):
+    run_dir = _sample_setup(trained, in_tmp, lambda d: _set_cell(d / "runs/run/best.json", "lstm"))
+    before = snapshot(run_dir)
+    result = invoke(*verb, run_dir / "best.json")
+    assert_one_line_error(
+        result.exit_code, result.stdout, result.stderr, 1, f"{run_dir / 'best.json'}: weights W_xh", "model.cell lstm"
+    )
+    assert snapshot(run_dir) == before
+
+
+def test_a_checkpoint_made_before_cells_loads_as_rnn(in_tmp, trained):
+    run_dir = _sample_setup(trained, in_tmp)
+    for kind in checkpoint.KINDS:
+        _set_cell(run_dir / f"{kind}.json", None)
+    assert "cell" not in json.loads((run_dir / "latest.json").read_text())["config"]["model"]
+    info = invoke("info", run_dir)
+    assert info.exit_code == 0 and "model        rnn, 2 x 8" in info.stdout.splitlines()
+    assert json.loads(invoke("info", run_dir, "--json").stdout)["cell"] == "rnn"
+    sampled = invoke("sample", "-c", run_dir, "--prime", "the", "-n", "20", "--seed", "1")
+    assert sampled.exit_code == 0 and sampled.stdout.startswith("the"), sampled.stderr
+    resumed = invoke("train", in_tmp / "run.yaml", "-q", "--resume", "--set", "train.steps=14")
+    assert resumed.exit_code == 0, resumed.stderr
 
 
 def test_sample_tiny_temperature_is_greedy_not_nan(in_tmp, trained):

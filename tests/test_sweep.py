@@ -232,6 +232,20 @@ def test_grid_sweep_trains_every_point_as_a_run_directory(tmp_path, monkeypatch)
     assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, "cannot resume, the sweep changed (search)")
 
 
+def test_a_sweep_over_the_cell_trains_each_and_best_yaml_names_it(tmp_path):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    done = invoke("sweep", write_sweep(tmp_path, space={"model.cell": ["rnn", "lstm"]}), "--json")
+    assert done.exit_code == 0, done.stderr
+    trials, summary = json_lines(done.stdout)
+    assert [(t["values"], t["state"]) for t in trials] == [({"model.cell": c}, "complete") for c in ("rnn", "lstm")]
+    for t in trials:
+        info = json.loads(invoke("info", t["run_dir"], "--json").stdout)
+        assert info["cell"] == t["values"]["model.cell"]
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert best["model"]["cell"] == summary["best_values"]["model.cell"]
+
+
 def test_the_local_workers_keep_glibc_s_own_malloc_trimming(tmp_path):
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ for its workers; under it a 2 x 512 trial trained 20 % slower."""
     pytest.importorskip("distributed")

@@ -1,13 +1,19 @@
-"""charrnn against torch.nn.RNN(nonlinearity='tanh') + nn.Linear, trained the same way in one run.
+"""charrnn against torch.nn.RNN(nonlinearity='tanh'), nn.LSTM or nn.GRU + nn.Linear, trained the same way.
 
-Same id streams (charrnn's load_corpus and tracks), split, sizes, window, batch, optimizer, clipping,
+Same id streams (charrnn's load_corpus and tracks), split, sizes, cell, window, batch, optimizer, clipping,
 learning-rate schedule and initial weights (torch starts from a copy of charrnn's). Prints the
 validation loss of both, in nats and bits/char, (1) after the same number of steps and (2) after the
 same wall-clock training time, with the loss curves. The final losses are `charrnn eval`'s: the state
 carried through the whole validation text; the curves use batch_size tracks, as training validates.
+--seeds N races N times, with train.seed = the recipe's seed (0) + 0..N-1, and adds the mean of each.
 
     python bench/quality.py --sizes 2x128 --steps 2000 --seconds 300
     python bench/quality.py --sizes 2x512 --steps 500 --seconds 0
+
+The gated cells' check (mean of 2 seeds within +0.01 nats of torch at 3,000 steps), once per cell:
+
+    python bench/quality.py --cell lstm --sizes 2x128 --steps 3000 --seconds 0 --seeds 2
+    python bench/quality.py --cell gru --sizes 2x128 --steps 3000 --seconds 0 --seeds 2
 
 Progress goes to stderr; the tables and curves to stdout. Needs torch (pip install torch, CPU build).
 """
@@ -37,6 +43,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=300, help="training seconds in the equal-time race (0: skip)")
     p.add_argument("--every", type=int, default=100, help="steps between points of the loss curves")
     p.add_argument("--threads", type=int, default=2, help="threads of numpy's BLAS and of torch")
+    p.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="rnn", help="model.cell, and nn.RNN/LSTM/GRU")
+    p.add_argument("--seeds", type=int, default=1, help="races per size, train.seed + 0..N-1, and their mean")
     p.add_argument(
         "--torch-two-biases",
         action="store_true",
@@ -91,22 +99,37 @@ def run_charrnn(cfg, corpus, steps: int, seconds: float) -> list[tuple[int, floa
 
 
 def torch_model(cfg, params: dict):
-    """nn.RNN + nn.Linear holding a copy of charrnn's initial weights (b_ih carries b_h, b_hh is 0).
+    """nn.RNN, nn.LSTM or nn.GRU + nn.Linear holding a copy of charrnn's initial weights (gate rows in
+    torch's order, as charrnn keeps them): b_ih carries b_h, b_hh is 0, but for the GRU's n rows, b_hn.
 
     b_hh stays 0 unless --torch-two-biases: trained, the pair b_ih + b_hh is one bias that Adam moves
     twice as fast and that global-norm clipping counts twice, which is not charrnn's (or char-rnn's) math.
+    The GRU's b_hn sits inside r's product, so its rows of b_hh train; a hook zeroes the r and z rows'
+    gradient, which leaves them at 0 under Adam and out of the clipping norm.
     """
-    L, H = cfg.model.num_layers, cfg.model.hidden_size
+    L, H, cell = cfg.model.num_layers, cfg.model.hidden_size, cfg.model.cell
     V = params["W_xh"].shape[1]
-    rnn = torch.nn.RNN(V, H, L, nonlinearity="tanh", dropout=cfg.model.dropout if L > 1 else 0.0)
+    dropout = cfg.model.dropout if L > 1 else 0.0
+    rnn = {
+        "rnn": lambda: torch.nn.RNN(V, H, L, nonlinearity="tanh", dropout=dropout),
+        "lstm": lambda: torch.nn.LSTM(V, H, L, dropout=dropout),
+        "gru": lambda: torch.nn.GRU(V, H, L, dropout=dropout),
+    }[cell]()
     out = torch.nn.Linear(H, V)
     with torch.no_grad():
         for l in range(1, L + 1):
             getattr(rnn, f"weight_ih_l{l - 1}").copy_(torch.from_numpy(params["W_xh" if l == 1 else f"W_hhd.{l}"]))
             getattr(rnn, f"weight_hh_l{l - 1}").copy_(torch.from_numpy(params[f"W_hht.{l}"]))
             getattr(rnn, f"bias_ih_l{l - 1}").copy_(torch.from_numpy(params[f"b_h.{l}"]))
-            getattr(rnn, f"bias_hh_l{l - 1}").zero_()
-            getattr(rnn, f"bias_hh_l{l - 1}").requires_grad_(args.torch_two_biases)
+            b_hh = getattr(rnn, f"bias_hh_l{l - 1}")
+            b_hh.zero_()
+            if cell == "gru":
+                b_hh[2 * H :] = torch.from_numpy(params[f"b_hn.{l}"])
+                if not args.torch_two_biases:
+                    only_n = torch.cat([torch.zeros(2 * H), torch.ones(H)])  # (3H,) r, z, n
+                    b_hh.register_hook(lambda grad, only_n=only_n: grad * only_n)
+            else:
+                b_hh.requires_grad_(args.torch_two_biases)
         out.weight.copy_(torch.from_numpy(params["W_hy"]))
         out.bias.copy_(torch.from_numpy(params["b_y"]))
     return rnn, out
@@ -132,7 +155,8 @@ def run_torch(cfg, corpus, init: dict, steps: int, seconds: float):
     opt = torch_optimizer(cfg, parameters)
     tracks = make_tracks(corpus.train, B, T)
     per_epoch = windows_per_epoch(tracks, T)
-    h = torch.zeros(cfg.model.num_layers, B, cfg.model.hidden_size)
+    h0 = torch.zeros(cfg.model.num_layers, B, cfg.model.hidden_size)  # (L, B, H)
+    h = (h0, h0.clone()) if cfg.model.cell == "lstm" else h0  # the LSTM carries (h, c)
 
     def snapshot():
         return [p.detach().numpy().copy() for p in parameters]
@@ -153,10 +177,11 @@ def run_torch(cfg, corpus, init: dict, steps: int, seconds: float):
         for group in opt.param_groups:
             group["lr"] = learning_rate(t, step)
         opt.step()
-        h = h.detach()  # truncated BPTT: the state carries on, its gradient stops here
+        # truncated BPTT: the state carries on, its gradient stops here
+        h = tuple(s.detach() for s in h) if isinstance(h, tuple) else h.detach()
         step, k = step + 1, k + 1
         if k == per_epoch:
-            k, h = 0, torch.zeros_like(h)
+            k, h = 0, tuple(torch.zeros_like(s) for s in h) if isinstance(h, tuple) else torch.zeros_like(h)
         if step % args.every == 0:
             snapshots.append((step, time.perf_counter() - started, snapshot()))
     if snapshots[-1][0] != step:
@@ -194,7 +219,7 @@ def score(cfg, corpus, kind: str, snapshots, init: dict):
     T, B = cfg.train.seq_length, cfg.train.batch_size
     curve = []
     if kind == "charrnn":
-        model = StackedRNN(corpus.vocab.size, cfg.model.hidden_size, cfg.model.num_layers)
+        model = StackedRNN(corpus.vocab.size, cfg.model.hidden_size, cfg.model.num_layers, cell=cfg.model.cell)
         for step, sec, params in snapshots:
             for name, value in params.items():
                 model.params[name][...] = value
@@ -238,6 +263,7 @@ def race(cfg, corpus, steps: int, seconds: float) -> dict:
         seed=cfg.train.seed,
         init=cfg.model.init,
         init_scale=cfg.model.init_scale,
+        cell=cfg.model.cell,
     ).params
     # each in a fresh process: torch's OpenMP threads and numpy's OpenBLAS threads, left spinning in
     # one process, slow the other framework down by an order of magnitude
@@ -260,14 +286,44 @@ def table(title: str, result: dict) -> str:
     return "\n".join(rows)
 
 
+def mean_table(title: str, seeds: list[int], results: list[dict]) -> str:
+    """Each seed's final val loss and their mean, for both."""
+    head = " | ".join(f"seed {seed}" for seed in seeds)
+    rows = [title, "", f"| | {head} | mean (nats) | bits/char |", "|---|" + "---|" * (len(seeds) + 2)]
+    means = {}
+    for name in results[0]:
+        finals = [result[name][1] for result in results]
+        means[name] = sum(finals) / len(finals)
+        each = " | ".join(f"{final:.4f}" for final in finals)
+        rows.append(f"| {name} | {each} | {means[name]:.4f} | {means[name] / math.log(2):.4f} |")
+    rows.append(f"\ncharrnn - torch, mean of {len(seeds)} seeds: {means['charrnn'] - means['torch']:+.4f} nats\n")
+    return "\n".join(rows)
+
+
+def races(cfg, corpus, steps: int, seconds: float, title: str, x: str) -> None:
+    """Race once per seed, printing each result and its curves, then the mean over the seeds."""
+    seeds = [cfg.train.seed + i for i in range(args.seeds)]
+    results = []
+    for seed in seeds:
+        result = race(replace(cfg, train=replace(cfg.train, seed=seed)), corpus, steps, seconds)
+        results.append(result)
+        print(table(title + (f", seed {seed}" if args.seeds > 1 else ""), result))
+        at = 0 if x == "step" else 1  # which of (step, seconds, loss) the curves run along
+        curves = {k: [(point[at], point[2]) for point in curve] for k, (curve, _) in result.items()}
+        print("\n```\n" + plot(curves, x) + "\n```\n", flush=True)
+    if args.seeds > 1:
+        print(mean_table(f"{title}, mean of {args.seeds} seeds", seeds, results), flush=True)
+
+
 def main() -> None:
     overrides = list(args.set) + ([f"data.path={Path(args.data).resolve()}"] if args.data else [])
     for size in args.sizes.split(","):
         L, H = (int(v) for v in size.lower().split("x"))
-        cfg = load_config(args.config, overrides + [f"model.num_layers={L}", f"model.hidden_size={H}"])
+        sizes = [f"model.num_layers={L}", f"model.hidden_size={H}", f"model.cell={args.cell}"]
+        cfg = load_config(args.config, overrides + sizes)
         if cfg.data.records != "file" or cfg.train.lr_schedule == "plateau":
             sys.exit(
-                "bench/quality.py: needs data.records: file (torch.nn.RNN cannot restart at <s>) "
+                "bench/quality.py: needs data.records: file (torch's cells cannot restart at <s>) "
                 "and a schedule without validation feedback (not plateau)"
             )
         corpus = load_corpus(cfg.data)
@@ -275,29 +331,18 @@ def main() -> None:
         # the default schedule is "step" with lr_decay 1: say what it does
         schedule = "constant" if t.lr_schedule in ("step", "exponential") and t.lr_decay == 1 else t.lr_schedule
         print(
-            f"## {L} x {H} on {Path(cfg.data.path).name}: T={t.seq_length} B={t.batch_size} {t.optimizer} "
+            f"## {L} x {H} on {Path(cfg.data.path).name}: cell {cfg.model.cell}, "
+            f"T={t.seq_length} B={t.batch_size} {t.optimizer} "
             f"lr {t.learning_rate:g} ({schedule}) clip {t.grad_clip:g} init {cfg.model.init} "
             f"dropout {cfg.model.dropout:g}, {args.threads} threads, torch {torch.__version__}"
             f"{' (b_ih and b_hh trained)' if args.torch_two_biases else ''}\n"
         )
         if args.steps:
-            log(f"{size}: equal steps ({args.steps})")
-            result = race(cfg, corpus, args.steps, 0.0)
-            print(table(f"### equal steps: {args.steps}", result))
-            print(
-                "\n```\n" + plot({k: [(s, v) for s, _, v in c] for k, (c, _) in result.items()}, "step") + "\n```\n",
-                flush=True,
-            )
+            log(f"{size} {cfg.model.cell}: equal steps ({args.steps})")
+            races(cfg, corpus, args.steps, 0.0, f"### equal steps: {args.steps}", "step")
         if args.seconds:
-            log(f"{size}: equal wall-clock ({args.seconds:g} s), charrnn then torch, back to back")
-            result = race(cfg, corpus, 10**9, args.seconds)
-            print(table(f"### equal wall-clock: {args.seconds:g} s of training", result))
-            print(
-                "\n```\n"
-                + plot({k: [(sec, v) for _, sec, v in c] for k, (c, _) in result.items()}, "seconds")
-                + "\n```\n",
-                flush=True,
-            )
+            log(f"{size} {cfg.model.cell}: equal wall-clock ({args.seconds:g} s), charrnn then torch, back to back")
+            races(cfg, corpus, 10**9, args.seconds, f"### equal wall-clock: {args.seconds:g} s of training", "seconds")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
     python bench/speed.py              # the table on stdout (about 25 minutes on 2 cores)
     python bench/speed.py --json       # the same numbers as JSON on stdout, the table on stderr
     python bench/speed.py --quick      # fewer and shorter runs, a 20 MB scale test: a smoke run
+    python bench/speed.py --cells lstm,gru --configs bc --kernels native,configured --threads 2 \
+        --skip cli,parallel,sampling --scale-mb 0   # the gated cells against nn.LSTM / nn.GRU, both kernels
 
 Needs torch (CPU build), and for the MPI row the `mpi` extra (`pip install -e '.[mpi]'`).
 Method: every contender runs in its own process (charrnn's never imports torch), with its thread
@@ -12,8 +14,15 @@ between, so both see the same machine load; each number is the median of its run
 comes from the same invocation. A training run times whole windows (forward, backward, clipping at 5,
 Adam) after two warm-up windows, on Tiny Shakespeare's ids (vocabulary 67) when
 ../shared/data/tinyshakespeare.txt is there, else on random ids.
-Model FLOPs per character are 6 x the weights used in products, 6 (L H^2 + (L-1) H^2 + H V):
-forward, and two gradient products back; layer 1's input is a row gather and is not counted.
+--cells runs the training rows for each cell: charrnn's StackedRNN(cell=...) against nn.RNN(tanh), nn.LSTM
+or nn.GRU, the LSTM's state carried as torch's (h, c).
+Model FLOPs per character are 6 x the weights used in products, 6 G (L H^2 + (L-1) H^2) + 6 H V with
+G = 1, 4, 3 gate blocks (rnn, lstm, gru): forward, and two gradient products back; layer 1's input is a
+row gather and is not counted.
+--kernels picks the OpenBLAS kernels of both contenders' processes: `configured` leaves the environment
+as it is, `native` removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the children's environment, so
+OpenBLAS picks the CPU's own kernel, as on a user's machine. Each row names the kernel numpy's OpenBLAS
+ran in the workers (threadpoolctl's `architecture`); the kernels' runs alternate with each other too.
 The data-parallel section runs the real `charrnn train` (its defaults, and train.workers = 1, 2, 3,
 and under `mpiexec -n 2`), alternated, and two default runs at once.
 """
@@ -43,6 +52,10 @@ CONFIGS = {  # name: (layers, hidden, seq_length, batch_size)
     "d": (3, 512, 100, 64),
 }
 LR, CLIP = 2e-3, 5.0
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # gate blocks of each cell's products
+KERNELS = ("native", "configured")
+# what `native` removes: the machine's choice of OpenBLAS kernel and its cache size
+KERNEL_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SAMPLE_SHAPE, SAMPLE_CHARS = (3, 512), 2000
 # idle time before each timed run: the other process's worker threads stop spinning and sleep
 # (OpenBLAS and OpenMP spin a while after each call; two busy pools on two cores slow both)
@@ -53,17 +66,30 @@ def log(*parts) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
-def flops_per_char(L: int, H: int, V: int) -> int:
-    return 6 * (L * H * H + (L - 1) * H * H + H * V)
+def flops_per_char(L: int, H: int, V: int, cell: str = "rnn") -> int:
+    return 6 * GATES[cell] * (L * H * H + (L - 1) * H * H) + 6 * H * V
 
 
-def thread_env(threads: int) -> dict:
+def thread_env(threads: int, kernel: str = "configured") -> dict:
+    """The parent's environment with the thread counts set; `native` drops the OpenBLAS kernel choice."""
+    env = {k: v for k, v in os.environ.items() if kernel == "configured" or k not in KERNEL_ENV}
     return {
-        **os.environ,
+        **env,
         "OPENBLAS_NUM_THREADS": str(threads),
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
+
+
+def numpy_blas() -> list[dict]:
+    """numpy's BLAS libraries as threadpoolctl sees them in this process (OpenBLAS names its kernel)."""
+    from threadpoolctl import threadpool_info
+
+    return [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
 
 
 # ---------------------------------------------------------------- workers (one process each)
@@ -85,7 +111,7 @@ def corpus_ids():
     return encode_records(records, vocab), vocab
 
 
-def charrnn_train(L, H, T, B):
+def charrnn_train(L, H, T, B, cell="rnn"):
     """One training window as charrnn's loop runs it: window, loss_and_grads, clip, Adam step."""
     from charrnn.data import make_tracks, window
     from charrnn.model import StackedRNN
@@ -94,7 +120,7 @@ def charrnn_train(L, H, T, B):
     ids, vocab = corpus_ids()
     tracks = make_tracks(ids, B, T)  # (B, n)
     per_epoch = (tracks.shape[1] - 1) // T
-    model = StackedRNN(vocab.size, H, L)
+    model = StackedRNN(vocab.size, H, L, cell=cell)
     opt = Adam(model.params)
     state = {"h": model.zero_state(B)}
 
@@ -107,9 +133,9 @@ def charrnn_train(L, H, T, B):
     return call, T * B
 
 
-def torch_train(L, H, T, B):
-    """The same window in torch: nn.RNN(tanh) on one-hot input, nn.Linear, cross-entropy, clipping,
-    Adam with fused=True (its fastest CPU variant here), the state carried between windows."""
+def torch_train(L, H, T, B, cell="rnn"):
+    """The same window in torch: nn.RNN(tanh), nn.LSTM or nn.GRU on one-hot input, nn.Linear, cross-entropy,
+    clipping, Adam with fused=True (its fastest CPU variant here), the state carried between windows."""
     import numpy as np
     import torch
 
@@ -120,10 +146,16 @@ def torch_train(L, H, T, B):
     tracks = torch.from_numpy(make_tracks(ids, B, T).astype(np.int64))  # (B, n)
     per_epoch = (tracks.shape[1] - 1) // T
     torch.manual_seed(0)
-    rnn, out_layer = torch.nn.RNN(V, H, L, nonlinearity="tanh"), torch.nn.Linear(H, V)
+    rnn = {
+        "rnn": lambda: torch.nn.RNN(V, H, L, nonlinearity="tanh"),
+        "lstm": lambda: torch.nn.LSTM(V, H, L),
+        "gru": lambda: torch.nn.GRU(V, H, L),
+    }[cell]()
+    out_layer = torch.nn.Linear(H, V)
     params = list(rnn.parameters()) + list(out_layer.parameters())
     opt = torch.optim.Adam(params, lr=LR, fused=True)
-    state = {"h": torch.zeros(L, B, H)}
+    h0 = torch.zeros(L, B, H)  # (L, B, H)
+    state = {"h": (h0, h0.clone()) if cell == "lstm" else h0}  # the LSTM carries (h, c)
 
     def call(k):
         start = (k % per_epoch) * T
@@ -134,7 +166,7 @@ def torch_train(L, H, T, B):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, CLIP)
         opt.step()
-        state["h"] = h.detach()
+        state["h"] = tuple(s.detach() for s in h) if cell == "lstm" else h.detach()
 
     return call, T * B
 
@@ -223,7 +255,8 @@ WORKERS = {
 
 def worker(spec: str) -> None:
     """Serve timed runs on stdin/stdout: each line `seconds calls` runs whole calls for at least that
-    long and that many times, and answers units per second; `warm N` runs N untimed calls."""
+    long and that many times, and answers units per second; `warm N` runs N untimed calls; `blas`
+    answers numpy's BLAS in this process (JSON), so the parent knows which kernel ran."""
     kind, args = json.loads(spec)
     if kind.startswith("torch"):
         import torch
@@ -232,6 +265,9 @@ def worker(spec: str) -> None:
     call, units = WORKERS[kind](*args)
     k = 0
     for line in sys.stdin:
+        if line.startswith("blas"):
+            print(json.dumps(numpy_blas()), flush=True)
+            continue
         if line.startswith("warm"):
             for _ in range(int(line.split()[1])):
                 call(k)
@@ -250,13 +286,13 @@ def worker(spec: str) -> None:
 
 
 class Contender:
-    def __init__(self, kind: str, args: tuple, threads: int):
+    def __init__(self, threads: int, kind: str, args: tuple, kernel: str = "configured"):
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", json.dumps([kind, args])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=thread_env(threads),
+            env=thread_env(threads, kernel),
         )
 
     def ask(self, line: str) -> str:
@@ -267,20 +303,34 @@ class Contender:
             raise RuntimeError(f"worker {self.proc.args[-1]} died (exit {self.proc.wait()})")
         return answer
 
+    def blas_kernel(self) -> str | None:
+        """The kernel numpy's OpenBLAS picked in this worker (None without OpenBLAS)."""
+        pools = json.loads(self.ask("blas"))
+        return next((p["architecture"] for p in pools if p["internal_api"] == "openblas"), None)
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
 
 
 def alternate(
-    contenders: dict[str, tuple], threads: int, repeats: int, seconds: float, warmup: int = 2, calls: int = 2
-) -> dict[str, list[float]]:
-    """Rates of each contender (name: (kind, args)), each in its own process, runs interleaved."""
-    procs = {name: Contender(kind, args, threads) for name, (kind, args) in contenders.items()}
+    contenders: dict,
+    threads: int,
+    repeats: int,
+    seconds: float,
+    warmup: int = 2,
+    calls: int = 2,
+    kernels: dict | None = None,
+) -> dict:
+    """Rates of each contender (name: (kind, args) or (kind, args, kernel)), each in its own process, runs
+    interleaved. Fills `kernels`, when given, with each contender's OpenBLAS kernel."""
+    procs = {name: Contender(threads, *spec) for name, spec in contenders.items()}
     try:
-        for p in procs.values():
+        for name, p in procs.items():
+            if kernels is not None:
+                kernels[name] = p.blas_kernel()
             p.ask(f"warm {warmup}")
-        rates = {name: [] for name in procs}
+        rates: dict = {name: [] for name in procs}
         for _ in range(repeats):
             for name, p in procs.items():
                 time.sleep(PAUSE)
@@ -300,50 +350,61 @@ def spread(values: list[float]) -> float | None:
     return max(values) / min(values) if values and min(values) > 0 else None
 
 
-def gemm_peak(shape: tuple, threads: int, repeats: int) -> float:
+def gemm_peak(shape: tuple, threads: int, repeats: int, kernel: str = "configured") -> float:
     """Best float32 matmul GFLOP/s at this shape over the runs."""
-    return max(alternate({"gemm": ("gemm", shape)}, threads, repeats, 0.05, warmup=1)["gemm"]) / 1e9
+    return max(alternate({"gemm": ("gemm", shape, kernel)}, threads, repeats, 0.05, warmup=1)["gemm"]) / 1e9
 
 
 # ---------------------------------------------------------------- sections
 
 
-def training(threads_list, names, V, torch_ok, args) -> tuple[list[dict], dict]:
-    rows, peaks = [], {}
+def training(threads_list, names, cells, kernels, V, torch_ok, args) -> tuple[list[dict], dict]:
+    """A row per thread count, config, cell and kernel; the kernels' contenders alternate in one race."""
+    rows: list[dict] = []
+    peaks: dict = {kernel: {} for kernel in kernels}  # kernel: {threads: GFLOP/s}
     for threads in threads_list:
-        peaks[threads] = gemm_peak((1024, 1024, 1024), threads, args.repeats)
-        for name in names:
+        for kernel in kernels:
+            peaks[kernel][threads] = gemm_peak((1024, 1024, 1024), threads, args.repeats, kernel)
+        for name, cell in ((name, cell) for name in names for cell in cells):
             L, H, T, B = CONFIGS[name]
-            log(f"training ({name}) {L}x{H} seq {T} batch {B}, {threads} thread(s)")
-            small = gemm_peak((B, H, H), threads, args.repeats)
-            contenders = {"charrnn": ("charrnn_train", (L, H, T, B))}
-            if torch_ok:
-                contenders["torch"] = ("torch_train", (L, H, T, B))
-            rates = alternate(contenders, threads, args.repeats, args.seconds)
-            ours, theirs = median(rates["charrnn"]), median(rates.get("torch"))
-            gflops = ours * flops_per_char(L, H, V) / 1e9
-            rows.append(
-                {
-                    "config": name,
-                    "layers": L,
-                    "hidden": H,
-                    "seq_length": T,
-                    "batch_size": B,
-                    "threads": threads,
-                    "charrnn_chars_per_sec": ours,
-                    "torch_chars_per_sec": theirs,
-                    "ratio": ours / theirs if theirs else None,
-                    "charrnn_gflops": gflops,
-                    "peak_1024_gflops": peaks[threads],
-                    "peak_BH_HH_gflops": small,
-                    "fraction_of_peak_1024": gflops / peaks[threads],
-                    "fraction_of_peak_BH_HH": gflops / small,
-                    "spread_charrnn": spread(rates["charrnn"]),
-                    "spread_torch": spread(rates.get("torch")),
-                    "runs_charrnn": rates["charrnn"],
-                    "runs_torch": rates.get("torch"),
-                }
-            )
+            log(f"training ({name}) {cell} {L}x{H} seq {T} batch {B}, {threads} thread(s), {'/'.join(kernels)}")
+            small = {k: gemm_peak((B, H, GATES[cell] * H), threads, args.repeats, k) for k in kernels}
+            contenders = {}
+            for kernel in kernels:
+                contenders[f"charrnn {kernel}"] = ("charrnn_train", (L, H, T, B, cell), kernel)
+                if torch_ok:
+                    contenders[f"torch {kernel}"] = ("torch_train", (L, H, T, B, cell), kernel)
+            blas: dict = {}
+            rates = alternate(contenders, threads, args.repeats, args.seconds, kernels=blas)
+            for kernel in kernels:
+                mine, theirs_runs = rates[f"charrnn {kernel}"], rates.get(f"torch {kernel}")
+                ours, theirs = median(mine), median(theirs_runs)
+                gflops = ours * flops_per_char(L, H, V, cell) / 1e9
+                rows.append(
+                    {
+                        "config": name,
+                        "cell": cell,
+                        "layers": L,
+                        "hidden": H,
+                        "seq_length": T,
+                        "batch_size": B,
+                        "threads": threads,
+                        "kernel": kernel,
+                        "blas_kernel": blas[f"charrnn {kernel}"],
+                        "charrnn_chars_per_sec": ours,
+                        "torch_chars_per_sec": theirs,
+                        "ratio": ours / theirs if theirs else None,
+                        "charrnn_gflops": gflops,
+                        "peak_1024_gflops": peaks[kernel][threads],
+                        "peak_BH_HH_gflops": small[kernel],
+                        "fraction_of_peak_1024": gflops / peaks[kernel][threads],
+                        "fraction_of_peak_BH_HH": gflops / small[kernel],
+                        "spread_charrnn": spread(mine),
+                        "spread_torch": spread(theirs_runs),
+                        "runs_charrnn": mine,
+                        "runs_torch": theirs_runs,
+                    }
+                )
     return rows, peaks
 
 
@@ -371,13 +432,16 @@ def cli_command(name: str, data: Path, work: Path, steps: int, out: str, extra: 
     return cmd + [a for setting in extra for a in ("--set", setting)]
 
 
-def cli_rate(name: str, threads: int, data: Path, work: Path, seconds: float, expect: float) -> float:
-    """chars/s that `charrnn train --json` reports for a run of about `seconds` (sized from `expect`)."""
+def cli_rate(row: dict, data: Path, work: Path, seconds: float) -> float:
+    """chars/s that `charrnn train --json` reports for the row's config, cell, threads and kernel, for a run
+    of about `seconds` (sized from the row's timed loop)."""
+    name, threads = row["config"], row["threads"]
     _, _, T, B = CONFIGS[name]
-    steps = max(5, int(seconds * expect / (T * B)))
-    extra = ("train.workers=1", f"train.threads={threads}")  # one process, as the timed loops above
+    steps = max(5, int(seconds * row["charrnn_chars_per_sec"] / (T * B)))
+    # one process, as the timed loops above
+    extra = (f"model.cell={row['cell']}", "train.workers=1", f"train.threads={threads}")
     cmd = cli_command(name, data, work, steps, f"run-{name}", extra)
-    out = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(threads), check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=thread_env(threads, row["kernel"]), check=True)
     return json.loads(out.stdout)["chars_per_sec"]
 
 
@@ -385,11 +449,9 @@ def training_cli(rows: list[dict], data: Path, args) -> None:
     """Adds each row's chars/s through the real `charrnn train` path: one run per row, after a pause."""
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
-            log(f"charrnn train ({row['config']}), {row['threads']} thread(s)")
+            log(f"charrnn train ({row['config']}) {row['cell']}, {row['threads']} thread(s), {row['kernel']}")
             time.sleep(PAUSE)
-            row["charrnn_cli_chars_per_sec"] = cli_rate(
-                row["config"], row["threads"], data, Path(tmp), args.cli_seconds, row["charrnn_chars_per_sec"]
-            )
+            row["charrnn_cli_chars_per_sec"] = cli_rate(row, data, Path(tmp), args.cli_seconds)
 
 
 def run_cli(cmd: list[str]) -> dict:
@@ -405,13 +467,15 @@ def data_parallel(rows: list[dict], data: Path, args) -> dict:
 
     Every run is the real command, without validation, with the thread environment left alone (auto decides),
     sized to about --cli-seconds from the one-process rate measured above; its figure is what `--json` reports.
+    Only the rnn rows in the configured kernel have a data-parallel race: it measures the default command.
     """
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
     out: dict = {"configs": [], "side_by_side": []}
     top = max(r["threads"] for r in rows)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for row in (r for r in rows if r["threads"] == top and r["batch_size"] > 1):
+        default_rows = (r for r in rows if r["cell"] == "rnn" and r["kernel"] == "configured")
+        for row in (r for r in default_rows if r["threads"] == top and r["batch_size"] > 1):
             name = row["config"]
             _, _, T, B = CONFIGS[name]
             steps = max(10, int(args.cli_seconds * 1.6 * row["charrnn_chars_per_sec"] / (T * B)))
@@ -593,19 +657,25 @@ def scale(size_mb: int, threads: int, args) -> dict:
 # ---------------------------------------------------------------- report
 
 
-def environment(threads_list) -> dict:
-    from threadpoolctl import threadpool_info
+def kernel_setting(kernel: str) -> dict:
+    """What a kernel setting leaves of OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, and the kernel numpy's OpenBLAS
+    then picks, asked of a worker started with that environment."""
+    probe = Contender(1, "gemm", (1, 1, 1), kernel)
+    try:
+        architecture = probe.blas_kernel()
+    finally:
+        probe.close()
+    env = thread_env(1, kernel)
+    return {"env": {k: env[k] for k in KERNEL_ENV if k in env}, "architecture": architecture}
 
+
+def environment(threads_list, kernels) -> dict:
     cpu = platform.processor()
     with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
         cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     import numpy as np  # the parent loads numpy only to name its BLAS; the timing happens in workers
 
-    pools = [
-        {k: lib.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")}
-        for lib in threadpool_info()
-        if lib.get("user_api") == "blas"
-    ]
+    pools = numpy_blas()
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
@@ -619,6 +689,7 @@ def environment(threads_list) -> dict:
         "torch": torch_version,
         "threads": threads_list,
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
+        "kernels": {kernel: kernel_setting(kernel) for kernel in kernels},
         "load_average_at_start": os.getloadavg(),
     }
 
@@ -645,23 +716,36 @@ def table(report: dict) -> str:
         f"{env['load_average_at_start'][0]:.1f}, at end {report['load_average_at_end'][0]:.1f}"
     )
     lines.append(
-        "float32 matmul peak, 1024^3 (best run): "
-        + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in report["peaks"].items())
+        "OpenBLAS kernels: "
+        + "; ".join(
+            f"{kernel} = {k['architecture']} ({', '.join(f'{n}={v}' for n, v in k['env'].items()) or 'none set'})"
+            for kernel, k in env["kernels"].items()
+        )
     )
+    for kernel, peaks in report["peaks"].items():
+        lines.append(
+            f"float32 matmul peak, 1024^3 (best run), {kernel} kernel: "
+            + ", ".join(f"{t} thread(s) {p:.0f} GFLOP/s" for t, p in peaks.items())
+        )
     lines.append("")
-    lines.append("training, chars/s: median of alternating runs; spread = fastest/slowest run (charrnn/torch)")
+    lines.append(
+        "training, chars/s: median of alternating runs; spread = fastest/slowest run (charrnn/torch); "
+        "G = the cell's gate blocks (1, 4, 3)"
+    )
     head = (
-        f"{'cfg':3} {'shape':17} {'thr':>3} {'charrnn':>9} {'train CLI':>9} {'torch':>9} {'ratio':>6} "
-        f"{'GFLOP/s':>8} {'%1024':>6} {'%(B,H)(H,H)':>11}  {'spread':<11}"
+        f"{'cfg':3} {'cell':4} {'shape':17} {'thr':>3} {'kernel':<22} {'charrnn':>9} {'train CLI':>9} "
+        f"{'torch':>9} {'ratio':>6} {'GFLOP/s':>8} {'%1024':>6} {'%(B,H)(H,GH)':>12}  {'spread':<11}"
     )
     lines += [head, "-" * len(head)]
     for r in report["training"]:
         shape = f"{r['layers']}x{r['hidden']} s{r['seq_length']} b{r['batch_size']}"
+        kernel = f"{r['kernel']} ({r['blas_kernel']})"
         lines.append(
-            f"{r['config']:3} {shape:17} {r['threads']:>3} {fmt(r['charrnn_chars_per_sec']):>9} "
+            f"{r['config']:3} {r['cell']:4} {shape:17} {r['threads']:>3} {kernel:<22} "
+            f"{fmt(r['charrnn_chars_per_sec']):>9} "
             f"{fmt(r.get('charrnn_cli_chars_per_sec')):>9} {fmt(r['torch_chars_per_sec']):>9} "
             f"{fmt(r['ratio'], '.2f'):>6} {r['charrnn_gflops']:>8.1f} {100 * r['fraction_of_peak_1024']:>5.0f}% "
-            f"{100 * r['fraction_of_peak_BH_HH']:>10.0f}%  "
+            f"{100 * r['fraction_of_peak_BH_HH']:>11.0f}%  "
             f"{fmt(r['spread_charrnn'], '.2f')}/{fmt(r['spread_torch'], '.2f')}"
         )
     if report.get("data_parallel"):
@@ -748,6 +832,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repeats, shorter runs, 20 MB scale test")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     parser.add_argument("--configs", default="abcd", help="which of a, b, c, d (default abcd)")
+    parser.add_argument("--cells", default="rnn", help="comma-separated of rnn, lstm, gru (default rnn)")
+    parser.add_argument(
+        "--kernels",
+        default="configured",
+        help="comma-separated of native (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed in the contenders), "
+        "configured (the environment as it is; default)",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="alternating runs per contender (default 7)")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of one timed run (default 1.0)")
     parser.add_argument("--cli-seconds", type=float, default=6.0, help="length of each charrnn train run")
@@ -771,14 +862,18 @@ def main() -> None:
         args.scale_mb, args.scale_steps = min(args.scale_mb, 20), 20
     skip = set(filter(None, args.skip.split(",")))
     threads_list = [int(t) for t in args.threads.split(",")]
+    cells, kernels = args.cells.split(","), args.kernels.split(",")
+    for option, values, known in (("--cells", cells, GATES), ("--kernels", kernels, KERNELS)):
+        if unknown := [v for v in values if v not in known]:
+            parser.error(f"{option}: unknown {', '.join(unknown)}; expected some of {', '.join(known)}")
     report = {
         "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
-        "environment": environment(threads_list),
+        "environment": environment(threads_list, kernels),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     torch_ok = report["environment"]["torch"] is not None
     V = corpus_ids()[1].size  # 67: Tiny Shakespeare's 65 characters (or the fallback's) + <s>, </s>
-    report["training"], report["peaks"] = training(threads_list, list(args.configs), V, torch_ok, args)
+    report["training"], report["peaks"] = training(threads_list, list(args.configs), cells, kernels, V, torch_ok, args)
     if "cli" not in skip and SHAKESPEARE.is_file():
         training_cli(report["training"], SHAKESPEARE, args)
     if "parallel" not in skip and SHAKESPEARE.is_file():

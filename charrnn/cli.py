@@ -53,7 +53,8 @@ def _usage_line(active: bool) -> Iterator[None]:
 app = typer.Typer(
     cls=_OneLineUsage,
     name="charrnn",
-    help="Train a character-level stacked RNN (vanilla, LSTM or GRU) from a YAML config, sample text from it, and look inside it.",
+    help="Train a character-level stacked RNN (vanilla, LSTM or GRU) from a YAML config, sample text from it, "
+    "and look inside it.",
     rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=True,

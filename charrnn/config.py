@@ -175,7 +175,12 @@ class ModelConfig:
 class TrainConfig:
     seq_length: int = _key(50, positive_int, "BPTT window (T): steps unrolled per update")
     batch_size: int = _key(50, positive_int, "parallel tracks over the id stream (B)")
-    steps: int = _key(2000, positive_int, "optimizer updates in the whole run")
+    steps: int | str = _key(
+        2000,
+        _auto_or(positive_int, "a positive integer"),
+        "optimizer updates in the whole run; auto: as many as fit train.max_seconds, measured after warm-up "
+        "(docs/guide.md)",
+    )
     optimizer: str = _key("adam", _choice("adam", "sgd", "rmsprop", "adagrad"), "update rule")
     learning_rate: float = _key(2.0e-3, positive_float, "step size at step 0")
     momentum: float = _key(0.9, beta, "sgd momentum")
@@ -191,7 +196,9 @@ class TrainConfig:
     lr_patience: int = _key(2, positive_int, "plateau: validations without a new best before the rate drops")
     warmup_steps: int = _key(0, nonnegative_int, "ramp the learning rate up linearly over the first steps")
     early_stop_patience: int = _key(0, nonnegative_int, "stop after this many validations without a new best; 0: never")
-    max_seconds: float = _key(0.0, nonnegative_float, "wall-clock budget of one invocation's loop; 0: none")
+    max_seconds: float = _key(
+        0.0, nonnegative_float, "wall-clock budget of one invocation's loop; 0: none; train.steps: auto fits to it"
+    )
     grad_clip: float = _key(5.0, nonnegative_float, "global gradient-norm limit; 0 turns clipping off")
     seed: int = _key(0, nonnegative_int, "seeds initialisation and dropout: same seed and workers, same run")
     workers: int | str = _key(
@@ -326,6 +333,11 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         raw.setdefault(section, {})[key] = value
         data_path_from_cwd = data_path_from_cwd or (section, key) == ("data", "path")
     config = _build(raw, str(path))
+    if config.train.steps == "auto" and not config.train.max_seconds:
+        raise ConfigError(
+            f"{path}: train.steps: auto needs train.max_seconds > 0 (the budget the schedule is fitted to); "
+            "set it, or give a number of steps"
+        )
     if not config.data.path:
         raise ConfigError(f"{path}: data.path: expected the path of a training text, got nothing")
     base = Path.cwd() if data_path_from_cwd else path.resolve().parent

@@ -196,9 +196,9 @@ class LocalLead(_LocalGroup):
             self._receive(rank)  # ("ready",)
         return meta
 
-    def lead(self, go=False, lr=0.0):
-        self._send_all(("step", lr) if go else ("stop",))
-        return go, lr
+    def lead(self, go=False, lr=0.0, steps=0):
+        self._send_all(("step", lr, steps) if go else ("stop",))
+        return go, lr, steps
 
     def _exchange(self, *parts):
         for rank in range(1, self.size):
@@ -255,9 +255,9 @@ class LocalFollower(_LocalGroup):
         self.conn.send(("ready",))
         return meta
 
-    def lead(self, go=False, lr=0.0):
+    def lead(self, go=False, lr=0.0, steps=0):
         message = self._expect("step", "stop")
-        return (True, message[1]) if message[0] == "step" else (False, 0.0)
+        return (True, message[1], message[2]) if message[0] == "step" else (False, 0.0, 0)
 
     def _exchange(self, *parts):
         self.conn.send(("done",))

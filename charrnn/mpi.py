@@ -79,11 +79,11 @@ class MpiWorkers(Group):
         """Rank 0 failed before training: the others stop with its exit code."""
         self.share({"abort": code}, {})
 
-    def lead(self, go=False, lr=0.0):
-        word = np.array([go, lr], np.float64)
+    def lead(self, go=False, lr=0.0, steps=0):
+        word = np.array([go, lr, steps], np.float64)  # a count of steps is exact in float64
         self.comm.Bcast(word, root=0)
         self._stepping = bool(word[0])
-        return self._stepping, float(word[1])
+        return self._stepping, float(word[1]), int(word[2])
 
     def add(self, values):
         total = np.array(values, np.float64)

@@ -143,7 +143,9 @@ def learning_rate(cfg: TrainConfig, step: int, plateau_scale: float = 1.0) -> fl
     step: learning_rate * lr_decay ** (step // lr_decay_every); exponential: the same, decayed smoothly
     (step / lr_decay_every); cosine: from learning_rate down to lr_min over train.steps; plateau:
     learning_rate * plateau_scale (see plateau_update). No schedule goes below lr_min. During the first
-    warmup_steps updates the rate ramps up linearly, (step + 1) / warmup_steps of it.
+    warmup_steps updates the rate ramps up linearly, (step + 1) / warmup_steps of it. train.steps is the
+    run's count: under `auto`, the one the run fixed, or "auto" before it has, when cosine holds at
+    learning_rate (after warm-up) as a run of unknown length would.
     """
     lr, kind = cfg.learning_rate, cfg.lr_schedule
     if kind == "step":
@@ -151,7 +153,8 @@ def learning_rate(cfg: TrainConfig, step: int, plateau_scale: float = 1.0) -> fl
     elif kind == "exponential":
         lr *= cfg.lr_decay ** (step / cfg.lr_decay_every)
     elif kind == "cosine":
-        progress = min(1.0, max(0, step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+        length = cfg.steps if isinstance(cfg.steps, int) else math.inf
+        progress = min(1.0, max(0, step - cfg.warmup_steps) / max(1, length - cfg.warmup_steps))
         lr = cfg.lr_min + (lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
     else:
         lr *= plateau_scale

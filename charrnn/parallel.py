@@ -109,7 +109,8 @@ def plan(cfg: Config, vocab_size: int, ranks: int = 1, available: int | None = N
         workers = max(1, min(available, t.batch_size // MIN_TRACKS))
         while workers > 1 and t.batch_size / workers * H * G * H < MIN_PRODUCT:
             workers -= 1
-        if workers > 1 and step_work(cfg, vocab_size) * t.steps < MIN_RUN_WORK:
+        # train.steps: auto is fixed once training runs: a budget counts as long enough
+        if workers > 1 and t.steps != "auto" and step_work(cfg, vocab_size) * int(t.steps) < MIN_RUN_WORK:
             workers = 1
         if workers == 1:
             reason = "auto: too small a model or run to gain from more processes" if available > 1 else "auto"
@@ -162,9 +163,10 @@ class Workers:
         assert meta is not None
         return meta
 
-    def lead(self, go: bool = False, lr: float = 0.0) -> tuple[bool, float]:
-        """Worker 0 says whether there is a next step and its learning rate; every worker returns the same."""
-        return go, lr
+    def lead(self, go: bool = False, lr: float = 0.0, steps: int = 0) -> tuple[bool, float, int]:
+        """Worker 0 says whether there is a next step, its learning rate and the run's count of steps (0 while
+        train.steps: auto has not fixed it: the last step validates); every worker returns the same."""
+        return go, lr, steps
 
     def add(self, values: np.ndarray) -> np.ndarray:
         """The sum over the workers of a few float64 values (at most ADD_SLOTS), the same on every worker."""

@@ -35,6 +35,14 @@ class Reporter:
     def _on_start(self, info):
         self.steps, self.chars_per_step, self.log_every = info["steps"], info["chars_per_step"], info["log_every"]
         self.console.print(f"training on {info['plan']}", highlight=False, markup=False)
+        if info["auto_steps"]:
+            budget = f"{info['max_seconds']:g} s"
+            text = (
+                f"train.steps: auto: the count is fitted to the {budget} budget after a timed stretch of steps"
+                if self.steps == "auto"
+                else f"train.steps: auto: {self.steps} steps, as the checkpoint fixed them; or {budget}, if sooner"
+            )
+            self.console.print(text, highlight=False, markup=False)
         if self.console.is_terminal:
             self.bar = Progress(
                 TextColumn("train"),
@@ -44,9 +52,8 @@ class Reporter:
                 TimeRemainingColumn(),
                 console=self.console,
             )
-            self.task = self.bar.add_task(
-                "train", total=self.steps, completed=info["step"], loss="-", val="-", speed="-"
-            )
+            total = self.steps if self.steps != "auto" else None  # a bar without an end until the count is fixed
+            self.task = self.bar.add_task("train", total=total, completed=info["step"], loss="-", val="-", speed="-")
             self.bar.start()
 
     def _on_step(self, info):
@@ -57,6 +64,19 @@ class Reporter:
         elif step % self.log_every == 0 or step == self.steps:
             self._line(step, speed)
 
+    def _on_steps(self, info):
+        self.steps = info["steps"]
+        text = (
+            f"train.steps: auto: {self.steps} steps fit the {info['budget_seconds']:g} s budget "
+            f"({info['steps_per_sec']:.2f} steps/s timed before step {info['fixed_at_step']}; "
+            f"{info['eval_seconds']:.2f} s a validation, {info['save_seconds']:.2f} s a checkpoint)"
+        )
+        if self.bar is not None:
+            self.bar.update(self.task, total=self.steps)
+            self.bar.console.print(text, highlight=False, markup=False)
+        else:
+            self.console.print(text, highlight=False, markup=False)
+
     def _on_eval(self, info):
         self.val_loss = info["val_loss"]
         if self.bar is not None:
@@ -66,11 +86,13 @@ class Reporter:
         pass  # the summary names the checkpoint; a line per save would drown the log
 
     def _line(self, step: int, speed: float) -> None:
-        eta = (self.steps - step) * self.chars_per_step / speed if speed > 0 else 0
-        minutes, seconds = divmod(int(eta), 60)
+        eta = "-"  # train.steps: auto before the count is fixed
+        if self.steps != "auto":
+            minutes, seconds = divmod(int((self.steps - step) * self.chars_per_step / speed if speed > 0 else 0), 60)
+            eta = f"{minutes}:{seconds:02d}"
         self.console.print(
             f"step {step}/{self.steps}  loss {_fmt(self.loss)}  val {_fmt(self.val_loss)}  "
-            f"{speed:,.0f} chars/s  ETA {minutes}:{seconds:02d}",
+            f"{speed:,.0f} chars/s  ETA {eta}",
             highlight=False,
             soft_wrap=True,
         )

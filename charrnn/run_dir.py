@@ -136,6 +136,8 @@ class MetricsLog:
         if event == "start":
             self.steps = info["steps"]
             self.workers = {"workers": info["workers"], "threads": info["threads"]}
+        elif event == "steps":  # train.steps: auto has fixed the count: its last step gets a line
+            self.steps = info["steps"]
         elif event == "eval":
             self.val_loss = info["val_loss"]
         elif event == "step" and (

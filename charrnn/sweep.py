@@ -232,7 +232,7 @@ def _open_study(sweep: Sweep) -> optuna.Study:
 def _bounds(sweep: Sweep, pick: Callable) -> list[int]:
     """The trials' train.steps at one end (pick: min or max): the space's, else the base config's."""
     ends = [int(pick(d.values) if d.values else pick(d.low, d.high)) for d in sweep.space if d.key == "train.steps"]
-    return ends or [sweep.base.train.steps]
+    return ends or [int(sweep.base.train.steps)]  # a number: load_sweep refuses auto
 
 
 # --- the cluster ----------------------------------------------------------------------------------------------
@@ -680,7 +680,7 @@ def _suggest(trial: optuna.Trial, d: Dimension) -> Any:
     return trial.suggest_float(d.key, d.low, d.high, log=d.kind == "loguniform")
 
 
-def _blank_row(number: int, values: dict, run_dir: Path, steps: int) -> dict:
+def _blank_row(number: int, values: dict, run_dir: Path, steps: int | str) -> dict:
     return {
         "trial": trial_name(number),
         "number": number,

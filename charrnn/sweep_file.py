@@ -148,6 +148,12 @@ def load_sweep(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Swee
     _check(where("out_dir"), out_dir, isinstance(out_dir, str), "a folder's path")
 
     space = _space(path, raw.get("space"), search, pruner, config_sets)
+    in_space = [d for d in space if d.key == "train.steps"]
+    if any("auto" in (d.values or ()) for d in in_space) or (base.train.steps == "auto" and not in_space):
+        raise ConfigError(
+            f"{path}: train.steps: auto fits each trial's count to its own speed, while the pruners and the "
+            "leaderboard compare trials at equal steps; give train.steps a number"
+        )
     sweep = Sweep(
         path=path,
         config=config,

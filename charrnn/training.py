@@ -8,6 +8,7 @@ With several workers (charrnn.parallel), worker 0 runs `train` and the others `f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,14 @@ from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer, new
 from .parallel import Plan, Workers
 
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before the run gives up
+# train.steps: auto times its steps after these, which warm caches and BLAS...
+AUTO_WARM_STEPS = 3
+# ...for at least this many steps and this share of train.max_seconds, whichever is longer
+AUTO_MEASURE_STEPS = 20
+AUTO_MEASURE_SHARE = 0.05
+# the count aims at all but this share of the time left: a run a little slower than its timed stretch still
+# ends by its count, at the schedule's floor, rather than a few steps short of it at train.max_seconds
+AUTO_SPARE = 0.01
 
 
 class Diverged(CharrnnError):
@@ -51,6 +60,7 @@ class TrainState:
         }
     )
     plateau: dict = field(default_factory=new_plateau)  # the plateau schedule's state (optim.plateau_update)
+    steps: int | None = None  # the count train.steps: auto fixed; saved, so a resumed run keeps its schedule
 
 
 def new_state(cfg: Config, vocab_size: int) -> TrainState:
@@ -84,6 +94,7 @@ def state_meta(state: TrainState) -> dict:
         "optimizer_t": state.optimizer.t,
         "metrics": dict(state.metrics),
         "plateau": dict(state.plateau),
+        "steps": state.steps,
     }
 
 
@@ -109,6 +120,7 @@ def restore_state(state: TrainState, meta: dict, arrays: dict[str, np.ndarray]) 
         "bad": int(plateau["bad"]),
         "best": None if plateau["best"] is None else float(plateau["best"]),
     }
+    state.steps = None if meta.get("steps") is None else int(meta["steps"])  # absent before train.steps: auto
 
 
 def _finite(*values: float) -> bool:
@@ -120,10 +132,10 @@ def _all_finite(arrays) -> bool:
     return all(_finite(a.min(), a.max()) for a in arrays)
 
 
-def _validates(cfg: Config, step: int, val: np.ndarray) -> bool:
-    """Whether the run validates after `step`: every eval_every steps and at its last, when it has validation
-    text. Every worker asks, as each scores its share of the validation tracks."""
-    return len(val) > 1 and (step % cfg.train.eval_every == 0 or step == cfg.train.steps)
+def _validates(cfg: Config, step: int, steps: int | None, val: np.ndarray) -> bool:
+    """Whether the run validates after `step`: every eval_every steps and at its last of `steps` (None: not
+    fixed yet), when it has validation text. Every worker asks, as each scores its share of the tracks."""
+    return len(val) > 1 and (step % cfg.train.eval_every == 0 or step == steps)
 
 
 def _validate(state: TrainState, corpus: Corpus, B: int, T: int, workers: Workers | None = None) -> tuple[float, bool]:
@@ -182,6 +194,62 @@ def _advance(state: TrainState, cfg: Config, tracks: np.ndarray, per_epoch: int,
     return loss, norm
 
 
+class _Fit:
+    """train.steps: auto: times a stretch of steps after warm-up, then fixes the count at which the schedule
+    ends with train.max_seconds, leaving time for the validations and checkpoints still to come."""
+
+    def __init__(self, cfg: Config, started: float, first_step: int, val_chars: int):
+        self.cfg, self.started, self.val_chars = cfg, started, val_chars
+        self.warm_until = first_step + AUTO_WARM_STEPS
+        self.since: tuple[int, float, float] | None = None  # (step, time, paused) where the timed stretch began
+        self.paused = 0.0  # seconds spent validating and saving, which a step's time leaves out
+        self.eval_seconds: float | None = None  # the first validation's
+        self.save_seconds: float | None = None  # the last checkpoint's
+
+    def pause(self, seconds: float, kind: str) -> None:
+        """`seconds` spent on a validation or a checkpoint: out of the steps' time, into the estimates."""
+        self.paused += seconds
+        if kind == "eval" and self.eval_seconds is None:
+            self.eval_seconds = seconds
+        elif kind == "save":
+            self.save_seconds = seconds
+
+    def ready(self, step: int) -> bool:
+        """Whether the stretch is long enough to fix the count before `step`; starts it after warm-up."""
+        now = time.perf_counter()
+        if self.since is None:
+            if step >= self.warm_until:
+                self.since = (step, now, self.paused)
+            return False
+        timed, seconds = step - self.since[0], now - self.since[1]
+        return timed >= AUTO_MEASURE_STEPS and seconds >= AUTO_MEASURE_SHARE * self.cfg.train.max_seconds
+
+    def count(self, step: int) -> dict:
+        """The fixed count, `steps`, and what it came from: steps/s over the stretch, the seconds a validation
+        and a checkpoint take (a validation: the first one timed, else a third of a step per window, the
+        forward alone)."""
+        assert self.since is not None and self.save_seconds is not None
+        t = self.cfg.train
+        now = time.perf_counter()
+        per_sec = (step - self.since[0]) / max(now - self.since[1] - (self.paused - self.since[2]), 1e-9)
+        eval_s = self.eval_seconds
+        if eval_s is None:
+            eval_s = self.val_chars / (t.seq_length * t.batch_size) / per_sec / 3 if self.val_chars > 1 else 0.0
+        save_s = self.save_seconds
+        # every validation may bring a new best and its checkpoint; the last step validates and saves
+        per_eval = eval_s + save_s if self.val_chars > 1 else 0.0
+        left = (1 - AUTO_SPARE) * (t.max_seconds - (now - self.started)) - per_eval - save_s
+        per_step = 1 / per_sec + per_eval / t.eval_every + save_s / t.checkpoint_every
+        return {
+            "steps": step + max(1, math.floor(left / per_step)),
+            "fixed_at_step": step,
+            "steps_per_sec": per_sec,
+            "eval_seconds": eval_s,
+            "save_seconds": save_s,
+            "budget_seconds": t.max_seconds,
+        }
+
+
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # non-finite numbers are caught by name
 def train(
     cfg: Config,
@@ -195,10 +263,17 @@ def train(
     """Run from state.step to train.steps, or until stop_requested, train.max_seconds or early stop.
 
     As worker 0 of `workers` (default: alone): it leads every step, and alone validates, saves and reports.
-    Returns a summary whose stop_reason says which: steps, max_seconds, early_stop or interrupted.
+    Under train.steps: auto it keeps the count a checkpoint fixed, or fixes one after a timed stretch (_Fit)
+    and reports it as a "steps" event. Returns a summary whose stop_reason says which: steps, max_seconds,
+    early_stop or interrupted.
     """
     t = cfg.train
     T, B = t.seq_length, t.batch_size
+    if t.steps != "auto":
+        state.steps = None
+    steps = state.steps if t.steps == "auto" else int(t.steps)  # None: auto, not fixed yet
+    if steps is not None:
+        t = dataclasses.replace(t, steps=steps)
     workers = workers or Workers(Plan(1, 1, "alone"))
     tracks = make_tracks(corpus.train, B, T)  # (B, n)
     mine = tracks[workers.tracks(B)]  # (B_w, n)
@@ -209,6 +284,8 @@ def train(
         {
             "step": state.step,
             "steps": t.steps,
+            "auto_steps": cfg.train.steps == "auto",
+            "max_seconds": t.max_seconds,
             "chars_per_step": T * B,
             "log_every": t.log_every,
             "workers": workers.plan.workers,
@@ -218,20 +295,40 @@ def train(
     )
     started, interrupted = time.perf_counter(), False
     first_step, stop_reason = state.step, "steps"
-    while state.step < t.steps:
+    fit = _Fit(cfg, started, state.step, len(corpus.val)) if steps is None else None
+    fitted: dict | None = None
+
+    def timed_save(s: TrainState, kinds: tuple[str, ...]) -> object:
+        begun = time.perf_counter()
+        path = save(s, kinds)
+        if fit is not None:
+            fit.pause(time.perf_counter() - begun, "save")
+        return path
+
+    while steps is None or state.step < steps:
         if stop_requested():
             interrupted = True
             break
         if t.max_seconds and time.perf_counter() - started >= t.max_seconds:
             stop_reason = "max_seconds"
             break
+        if fit is not None and fit.ready(state.step):
+            if fit.save_seconds is None:  # time one checkpoint: the rest of the run writes more
+                report("checkpoint", {"step": state.step, "path": timed_save(state, ("latest",))})
+            fitted, fit = fit.count(state.step), None
+            steps = state.steps = fitted["steps"]
+            t = dataclasses.replace(t, steps=steps)
+            report("steps", fitted)
         lr = learning_rate(t, state.step, state.plateau["scale"])
-        workers.lead(True, lr)
+        workers.lead(True, lr, steps or 0)
         loss, norm = _advance(state, cfg, mine, per_epoch, lr, workers)
         kinds: tuple[str, ...] = ()
         early_stop = False
-        if _validates(cfg, state.step, corpus.val):
+        if _validates(cfg, state.step, steps, corpus.val):
+            begun = time.perf_counter()
             val_loss, improved = _validate(state, corpus, B, T, workers if workers.size > 1 else None)
+            if fit is not None:
+                fit.pause(time.perf_counter() - begun, "eval")
             if state.step % t.eval_every == 0:
                 # only the regular validations drive the schedule: a run extended past its last
                 # step then continues exactly as one that was given more steps from the start
@@ -241,7 +338,7 @@ def train(
             if improved:
                 kinds = ("latest", "best")
             report("eval", {"step": state.step, "val_loss": val_loss, "best": improved})
-        if not kinds and (state.step % t.checkpoint_every == 0 or state.step == t.steps or early_stop):
+        if not kinds and (state.step % t.checkpoint_every == 0 or state.step == steps or early_stop):
             kinds = ("latest",)
         elapsed = time.perf_counter() - started
         # logged before the checkpoint: a crash in between makes the resumed run rewrite this line, never skip it
@@ -258,7 +355,7 @@ def train(
             },
         )
         if kinds:
-            report("checkpoint", {"step": state.step, "path": save(state, kinds)})
+            report("checkpoint", {"step": state.step, "path": timed_save(state, kinds)})
         if early_stop:
             stop_reason = "early_stop"
             break
@@ -273,9 +370,12 @@ def train(
             report("eval", {"step": state.step, "val_loss": val_loss, "best": improved})
         report("checkpoint", {"step": state.step, "path": save(state, kinds)})
     wall = time.perf_counter() - started
+    # train.steps: auto: how this run fixed its count, or that it kept a checkpoint's; None: no auto count
+    kept = {"steps": steps, "from_checkpoint": True} if cfg.train.steps == "auto" and steps else None
     return {
         "step": state.step,
         "steps": t.steps,
+        "auto_steps": fitted or kept,
         "interrupted": interrupted,
         "stop_reason": "interrupted" if interrupted else stop_reason,
         "wall_seconds": wall,
@@ -294,12 +394,12 @@ def follow(cfg: Config, train_ids: np.ndarray, val_ids: np.ndarray, state: Train
     mine = tracks[workers.tracks(t.batch_size)]
     per_epoch = windows_per_epoch(tracks, t.seq_length)
     while True:
-        go, lr = workers.lead()
+        go, lr, steps = workers.lead()  # steps: the run's count, 0 while train.steps: auto has not fixed it
         if not go:
             return
         try:
             _advance(state, cfg, mine, per_epoch, lr, workers)
         except Diverged:
             continue  # worker 0 has the same numbers, stops for the same reason and tells everyone
-        if _validates(cfg, state.step, val_ids):
+        if _validates(cfg, state.step, steps or None, val_ids):
             mean_nll(state.model, val_ids, t.batch_size, t.seq_length, workers)

@@ -70,12 +70,12 @@ def test_defaults_paths_and_overrides(tmp_path, monkeypatch):
         (
             "data:\n  path: x\ntrain:\n  steps: yes\n",
             [],
-            "run.yaml: train.steps: expected a positive integer, got True",
+            "run.yaml: train.steps: expected a positive integer or auto, got True",
         ),
         (
             "data:\n  path: x\n",
             ["train.steps=abc"],
-            "--set train.steps=abc: train.steps: expected a positive integer, got 'abc' (a string)",
+            "--set train.steps=abc: train.steps: expected a positive integer or auto, got 'abc' (a string)",
         ),
         ("data:\n  path: x\n", ["train.steps"], "--set train.steps: expected section.key=value"),
         (

@@ -117,7 +117,12 @@ TRAIN_CASES = [
         2,
         ["bad.yaml: train.setps: unknown key (did you mean train.steps?)"],
     ),
-    ("wrong-type", _cfg(train={"steps": "ten"}), 2, ["run.yaml: train.steps: expected a positive integer, got 'ten'"]),
+    (
+        "wrong-type",
+        _cfg(train={"steps": "ten"}),
+        2,
+        ["run.yaml: train.steps: expected a positive integer or auto, got 'ten'"],
+    ),
     ("yaml-boolean", _cfg(data={"records": False}), 2, ["data.records", "a boolean"]),
     (
         "exponent-without-dot",

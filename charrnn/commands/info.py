@@ -38,7 +38,7 @@ def describe(path: str | Path | None) -> dict:
         "weights": meta.get("weights"),
         "step": meta.get("step"),
         "epoch": meta.get("epoch"),
-        "steps": cfg.train.steps,
+        "steps": meta.get("steps") or cfg.train.steps,  # train.steps: auto's fixed count, once there is one
         "cell": cfg.model.cell,
         # how the step was trained; absent from checkpoints of charrnn before data-parallel training
         "workers": meta.get("workers", 1),

@@ -30,7 +30,7 @@ def list_runs(root: Path) -> tuple[list[dict], list[str]]:
                 {
                     "run": str(latest.parent),
                     "step": meta["step"],
-                    "steps": meta["config"]["train"]["steps"],
+                    "steps": meta.get("steps") or meta["config"]["train"]["steps"],  # auto's fixed count
                     "best_val_loss": metrics.get("best_val_loss"),
                     "best_step": metrics.get("best_step"),
                     "train_loss": metrics.get("train_loss"),

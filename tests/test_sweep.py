@@ -101,6 +101,7 @@ BAD = [
     ({"samples": 4}, "samples: a grid search runs every point"),
     ({"pruner": "asha!"}, "pruner: expected one of none, asha, hyperband, median"),
     ({"space": {"train.out_dir": ["a", "b"]}}, "space: train.out_dir: the sweep sets it"),
+    ({"space": {"train.steps": ["auto", 12]}}, "train.steps: auto fits each trial's count to its own speed"),
     ({"config": "missing.yaml"}, "config: ", "missing.yaml: no such config file"),
 ]
 

@@ -80,7 +80,7 @@ class Dimension:
 
 def entry_label(entry: tuple) -> str:
     """A tied entry as one string, how the study stores it: ('lstm', 2, 128) -> '["lstm", 2, 128]'."""
-    return json.dumps(list(entry))
+    return json.dumps(list(entry), default=str)  # a YAML date, refused by every key, still names its entry
 
 
 @dataclass(frozen=True)

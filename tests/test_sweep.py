@@ -325,6 +325,27 @@ def test_a_random_search_draws_whole_tied_entries(tmp_path):
     for t in trials:
         cfg = yaml.safe_load((Path(t["run_dir"]) / "config.yaml").read_text())["model"]
         assert {f"model.{k}": cfg[k] for k in ("cell", "num_layers", "hidden_size")} == t["values"]
+    # resumed to draw one more: the study's labels map back to the same values
+    done = invoke("sweep", sweep, "--json", "--set", "train.steps=2", "-q", "--resume", "--set", "samples=4")
+    assert done.exit_code == 0, done.stderr
+    more = json_lines(done.stdout)[0]
+    assert more[:3] == trials and more[3]["values"] in entries and more[3]["state"] == "complete"
+
+
+def test_a_tied_trial_killed_before_its_row_was_saved_gets_its_values_from_the_study(tmp_path):
+    pytest.importorskip("optuna")
+    from charrnn import sweep as engine
+
+    sweep = load_sweep(write_sweep(tmp_path, space=TIED, search="random", samples=2))
+    sweep.out_dir.mkdir()
+    study = engine._open_study(sweep)
+    trial = study.ask()
+    label = engine._suggest(trial, sweep.space[0])
+    (frozen,) = engine._open_study(sweep).get_trials()  # read back from the journal, as --resume does
+    assert frozen.params == {next(iter(TIED)): label} and frozen.user_attrs == {}
+    cell, layers, hidden = json.loads(label)
+    values = {"model.cell": cell, "model.num_layers": layers, "model.hidden_size": hidden}
+    assert engine._row_of(frozen, sweep)["values"] == values and [cell, layers, hidden] in TIED[next(iter(TIED))]
 
 
 SHIPPED = sorted((ROOT / "configs" / "sweeps").glob("*.yaml")) + sorted((ROOT / "bench" / "sweeps").glob("*.yaml"))

@@ -45,7 +45,7 @@ from .config import config_to_dict, dump_config, load_config
 from .data import load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError, DataError
 from .run_dir import RESUMABLE_CHANGES, held, train_run
-from .sweep_file import Dimension, Sweep, grid_points, override
+from .sweep_file import Dimension, Sweep, grid_params, grid_points, override, space_keys, values_of
 from .sweep_progress import leaderboard_markdown, shown_path
 
 PRUNE_AFTER = 5  # the pruners leave every trial alone for the first 1/PRUNE_AFTER of the shortest one's steps
@@ -231,7 +231,7 @@ def _open_study(sweep: Sweep) -> optuna.Study:
 
 def _bounds(sweep: Sweep, pick: Callable) -> list[int]:
     """The trials' train.steps at one end (pick: min or max): the space's, else the base config's."""
-    ends = [int(pick(d.values) if d.values else pick(d.low, d.high)) for d in sweep.space if d.key == "train.steps"]
+    ends = [int(pick(d.ends("train.steps"))) for d in sweep.space if "train.steps" in d.keys]
     return ends or [int(sweep.base.train.steps)]  # a number: load_sweep refuses auto
 
 
@@ -478,7 +478,7 @@ class _Driver:
                 "concurrent": slots,
                 "threads": threads,
                 "where": where,
-                "keys": [d.key for d in sweep.space],
+                "keys": space_keys(sweep),
                 "rows": list(self.rows.values()),
             },
         )
@@ -527,7 +527,7 @@ class _Driver:
         sweep = self.sweep
         if sweep.search == "grid":
             taken = [row["values"] for row in self.rows.values()]
-            self.study.enqueue_trial(next(p for p in grid_points(sweep) if p not in taken))
+            self.study.enqueue_trial(next(p for p in grid_params(sweep) if values_of(sweep.space, p) not in taken))
         trial = self.study.ask()
         for d in sweep.space:
             _suggest(trial, d)
@@ -536,7 +536,7 @@ class _Driver:
     def _submit(self, trial: optuna.Trial) -> None:
         sweep = self.sweep
         name = trial_name(trial.number)
-        values = {d.key: trial.params[d.key] for d in sweep.space}
+        values = values_of(sweep.space, trial.params)
         run_dir = sweep.out_dir / "trials" / name
         overrides = [
             *sweep.overrides,
@@ -653,7 +653,7 @@ class _Driver:
         if best is not None:
             best_yaml = sweep.out_dir / "best.yaml"
             checkpoint.atomic_write(best_yaml, _best_config(sweep, best).encode())
-        keys = [d.key for d in sweep.space]
+        keys = space_keys(sweep)
         checkpoint.atomic_write(sweep.out_dir / "leaderboard.md", leaderboard_markdown(rows, keys).encode())
         counts = {state: sum(r["state"] == state for r in rows) for state in FINISHED}
         return {
@@ -673,8 +673,8 @@ class _Driver:
 
 
 def _suggest(trial: optuna.Trial, d: Dimension) -> Any:
-    if d.kind in ("list", "choice"):
-        return trial.suggest_categorical(d.key, list(d.values))
+    if d.kind in ("list", "choice", "tied"):
+        return trial.suggest_categorical(d.key, d.choices())
     if d.kind == "int":
         return trial.suggest_int(d.key, int(d.low), int(d.high), step=d.step or 1)
     return trial.suggest_float(d.key, d.low, d.high, log=d.kind == "loguniform")
@@ -700,7 +700,7 @@ def _row_of(frozen: optuna.trial.FrozenTrial, sweep: Sweep) -> dict:
     """A trial of an earlier invocation as the table shows it: its saved row, else what Optuna knows."""
     from optuna.trial import TrialState
 
-    values = {d.key: frozen.params.get(d.key) for d in sweep.space}
+    values = values_of(sweep.space, frozen.params)
     run_dir = sweep.out_dir / "trials" / trial_name(frozen.number)
     row = {**_blank_row(frozen.number, values, run_dir, sweep.base.train.steps), **frozen.user_attrs.get("row", {})}
     row.pop("worker", None)

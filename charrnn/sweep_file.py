@@ -8,6 +8,7 @@ both bounds of every distribution go through `config._build`, and the base confi
     space:
       model.hidden_size: [128, 256]        # a list: every value (grid), or one of them (random, tpe)
       train.learning_rate: {loguniform: [1.0e-3, 1.0e-2]}
+      model.cell,model.num_layers: [[rnn, 1], [lstm, 2]]   # tied keys: each entry sets both
     search: random                         # grid, random or tpe
     samples: 16                            # trials, for random and tpe
     pruner: asha                           # none, asha, hyperband or median
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,14 +45,42 @@ SET_BY_SWEEP = {
 
 @dataclass(frozen=True)
 class Dimension:
-    """One config key of the space: a list of values, or a distribution between two bounds."""
+    """One config key of the space: a list of values, or a distribution between two bounds; or tied keys, a
+    list of entries that each set all of them."""
 
-    key: str  # dotted, as --set takes it: model.hidden_size
-    kind: str  # list, choice, uniform, loguniform or int
-    values: tuple = ()  # list and choice: the values
+    key: str  # dotted, as --set takes it: model.hidden_size; tied: the keys joined by commas
+    kind: str  # list, choice, uniform, loguniform, int or tied
+    values: tuple = ()  # list and choice: the values; tied: the entries, each a tuple of one value per key
     low: float = 0.0  # uniform, loguniform, int: the bounds, both included
     high: float = 0.0
     step: int | None = None  # int: only every step-th value from low
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The config keys it sets: model.cell,model.num_layers -> (model.cell, model.num_layers)."""
+        return tuple(self.key.split(","))
+
+    def choices(self) -> list:
+        """What Optuna picks from: the values; for tied keys each entry's label, as categoricals take no lists."""
+        return [entry_label(e) for e in self.values] if self.kind == "tied" else list(self.values)
+
+    def assign(self, param: Any) -> dict[str, Any]:
+        """The config values of Optuna's param: {key: param}; tied: the entry whose label it is, key by key."""
+        if self.kind != "tied":
+            return {self.key: param}
+        entry = next((e for e in self.values if entry_label(e) == param), (None,) * len(self.keys))
+        return dict(zip(self.keys, entry))
+
+    def ends(self, key: str) -> list:
+        """The values one of its keys can take: every listed one, or the two bounds."""
+        if self.kind == "tied":
+            return [e[self.keys.index(key)] for e in self.values]
+        return list(self.values) if self.values else [self.low, self.high]
+
+
+def entry_label(entry: tuple) -> str:
+    """A tied entry as one string, how the study stores it: ('lstm', 2, 128) -> '["lstm", 2, 128]'."""
+    return json.dumps(list(entry), default=str)  # a YAML date, refused by every key, still names its entry
 
 
 @dataclass(frozen=True)
@@ -73,13 +103,31 @@ class Sweep:
         return len(grid_points(self)) if self.search == "grid" else int(self.samples or 0)
 
 
-def grid_points(sweep: Sweep) -> list[dict[str, Any]]:
-    """Every combination of the space's lists, the last key varying fastest.
+def space_keys(sweep: Sweep) -> list[str]:
+    """Every config key the space sets, tied ones one by one, in the file's order: the tables' columns."""
+    return [key for d in sweep.space for key in d.keys]
+
+
+def grid_params(sweep: Sweep) -> list[dict[str, Any]]:
+    """Every combination of the space's lists as Optuna's params, the last key varying fastest.
 
     [hidden_size: [8, 16], learning_rate: [0.1, 0.01]] -> [{8, 0.1}, {8, 0.01}, {16, 0.1}, {16, 0.01}]
     """
-    keys = [d.key for d in sweep.space]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(d.values for d in sweep.space))]
+    names = [d.key for d in sweep.space]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(d.choices() for d in sweep.space))]
+
+
+def grid_points(sweep: Sweep) -> list[dict[str, Any]]:
+    """Every combination as config values: grid_params with each tied entry spread over its keys."""
+    return [values_of(sweep.space, params) for params in grid_params(sweep)]
+
+
+def values_of(space: tuple[Dimension, ...], params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config values from Optuna's params, one per config key (None for a param it lacks)."""
+    values: dict[str, Any] = {}
+    for d in space:
+        values.update(d.assign(params.get(d.key)))
+    return values
 
 
 def override(key: str, value: Any) -> str:
@@ -148,8 +196,8 @@ def load_sweep(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Swee
     _check(where("out_dir"), out_dir, isinstance(out_dir, str), "a folder's path")
 
     space = _space(path, raw.get("space"), search, pruner, config_sets)
-    in_space = [d for d in space if d.key == "train.steps"]
-    if any("auto" in (d.values or ()) for d in in_space) or (base.train.steps == "auto" and not in_space):
+    in_space = [d for d in space if "train.steps" in d.keys]
+    if any("auto" in d.ends("train.steps") for d in in_space) or (base.train.steps == "auto" and not in_space):
         raise ConfigError(
             f"{path}: train.steps: auto fits each trial's count to its own speed, while the pruners and the "
             "leaderboard compare trials at equal steps; give train.steps a number"
@@ -229,23 +277,58 @@ def _space(path: Path, raw: Any, search: str, pruner: str, config_sets: list[str
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: space: expected a mapping of config keys, got {_describe(raw)}")
     set_keys = {text.partition("=")[0].strip() for text in config_sets}
+    seen: set[str] = set()
     dims = []
-    for key, spec in raw.items():
-        where = f"{path}: space: {_shown(key)}"
-        section, dot, name = str(key).partition(".")
-        if not dot or section not in SECTIONS:
-            raise ConfigError(f"{where}: expected a config key as section.key, e.g. model.hidden_size")
-        names = [f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section])]
-        if key not in names:
-            raise ConfigError(f"{where}: unknown key{_suggest(str(key), names)}")
-        if key in SET_BY_SWEEP:
-            raise ConfigError(f"{where}: the sweep sets it: {SET_BY_SWEEP[key]}")
-        if key == "train.eval_every" and pruner != "none":
-            raise ConfigError(f"{where}: the pruner compares trials at the same validation steps; set it in the config")
-        if key in set_keys:
-            raise ConfigError(f"{where}: also given with --set; the space varies it")
-        dims.append(_dimension(where, section, name, spec, search))
+    for entry_key, spec in raw.items():
+        parts = [part.strip() for part in str(entry_key).split(",")]  # tied keys: model.cell,model.num_layers
+        for key in parts:
+            _check_key(f"{path}: space: {_shown(key)}", key, pruner, set_keys, seen)
+            seen.add(key)
+        where = f"{path}: space: {_shown(entry_key)}"
+        if len(parts) > 1:
+            dims.append(_tied(where, parts, spec))
+        else:
+            section, _, name = parts[0].partition(".")
+            dims.append(_dimension(where, section, name, spec, search))
     return tuple(dims)
+
+
+def _check_key(where: str, key: str, pruner: str, set_keys: set[str], seen: set[str]) -> None:
+    """One config key of the space, alone or tied: known, not the sweep's own, not set elsewhere."""
+    section, dot, _ = key.partition(".")
+    if not dot or section not in SECTIONS:
+        raise ConfigError(f"{where}: expected a config key as section.key, e.g. model.hidden_size")
+    names = [f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section])]
+    if key not in names:
+        raise ConfigError(f"{where}: unknown key{_suggest(key, names)}")
+    if key in SET_BY_SWEEP:
+        raise ConfigError(f"{where}: the sweep sets it: {SET_BY_SWEEP[key]}")
+    if key == "train.eval_every" and pruner != "none":
+        raise ConfigError(f"{where}: the pruner compares trials at the same validation steps; set it in the config")
+    if key in set_keys:
+        raise ConfigError(f"{where}: also given with --set; the space varies it")
+    if key in seen:
+        raise ConfigError(f"{where}: appears twice in the space; each key is varied in one place, alone or tied")
+
+
+def _tied(where: str, keys: list[str], spec: Any) -> Dimension:
+    """Tied keys: a list of entries, each a list of one value per key, each value checked as its key's."""
+    shape = f"a list of entries, each a list of {len(keys)} values ({', '.join(keys)})"
+    if isinstance(spec, dict):
+        raise ConfigError(f"{where}: tied keys take {shape}, not a distribution")
+    if not isinstance(spec, list) or not spec:
+        raise ConfigError(f"{where}: tied keys take {shape}, got {_describe(spec)}")
+    for entry in spec:
+        if not isinstance(entry, list) or len(entry) != len(keys):
+            raise ConfigError(f"{where}: expected each entry a list of {len(keys)} values, got {_describe(entry)}")
+        for key, value in zip(keys, entry):
+            if isinstance(value, (list, dict)):
+                raise ConfigError(f"{where}: {key}: expected single values in each entry, got {_describe(value)}")
+            section, _, name = key.partition(".")
+            _build({section: {name: value}}, f"{where}: {entry_label(tuple(entry))}")
+    if len(set(map(repr, spec))) < len(spec):
+        raise ConfigError(f"{where}: an entry appears twice in {spec!r}")
+    return Dimension(",".join(keys), "tied", values=tuple(tuple(entry) for entry in spec))
 
 
 def _dimension(where: str, section: str, name: str, spec: Any, search: str) -> Dimension:
@@ -320,8 +403,8 @@ def _check_trials(sweep: Sweep) -> None:
                 raise ConfigError(f"{sweep.path}: space: {err}") from None
     fractions = [sweep.base.data.val_fraction]
     for d in sweep.space:
-        if d.key == "data.val_fraction":
-            fractions = list(d.values) if d.values else [d.low]
+        if "data.val_fraction" in d.keys:
+            fractions = d.ends("data.val_fraction")
     if min(fractions) <= 0:
         raise ConfigError(
             f"{sweep.path}: data.val_fraction: a sweep ranks its trials by validation loss: expected a number "

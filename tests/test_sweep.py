@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from charrnn.sweep_file import load_sweep
+
 from .helpers import COMMAND, assert_one_line_error, invoke, losses, snapshot, write_config
 
+ROOT = Path(__file__).parents[1]
 GRID = {"model.hidden_size": [8, 12], "train.learning_rate": [1.0e-2, 3.0e-3]}
 
 
@@ -103,6 +106,39 @@ BAD = [
     ({"space": {"train.out_dir": ["a", "b"]}}, "space: train.out_dir: the sweep sets it"),
     ({"space": {"train.steps": ["auto", 12]}}, "train.steps: auto fits each trial's count to its own speed"),
     ({"config": "missing.yaml"}, "config: ", "missing.yaml: no such config file"),
+    # tied keys: each part checked as a single key, no key twice, entries of the right length, values checked
+    ({"space": {"model.cell,model.num_lyers": [["rnn", 1]]}}, "space: model.num_lyers: unknown key (did you mean"),
+    ({"space": {"model.cell,train.out_dir": [["rnn", "a"]]}}, "space: train.out_dir: the sweep sets it"),
+    ({"space": {"model.cell,model.cell": [["rnn", "gru"]]}}, "space: model.cell: appears twice in the space"),
+    (
+        {"space": {"model.cell,model.num_layers": [["rnn", 1]], "model.cell": ["gru"]}},
+        "space: model.cell: appears twice in the space",
+    ),
+    (
+        {"space": {"model.cell,model.num_layers": [["rnn", 1], ["gru", 1, 8]]}},
+        "space: model.cell,model.num_layers: expected each entry a list of 2 values, got ['gru', 1, 8]",
+    ),
+    (
+        {"space": {"model.cell,model.num_layers": ["rnn", 1]}},
+        "space: model.cell,model.num_layers: expected each entry a list of 2 values, got 'rnn'",
+    ),
+    (
+        {"space": {"model.cell,model.num_layers": [["rnn", 0]]}},
+        'space: model.cell,model.num_layers: ["rnn", 0]: model.num_layers: expected a positive integer, got 0',
+    ),
+    (
+        {"space": {"model.cell,model.num_layers": [["lstn", 1]]}},
+        "model.cell: expected one of rnn, lstm, gru, got 'lstn'",
+    ),
+    (
+        {"space": {"model.hidden_size,model.num_layers": {"uniform": [1, 2]}}, "search": "random", "samples": 2},
+        "space: model.hidden_size,model.num_layers: tied keys take a list of entries, each a list of 2 values",
+        "not a distribution",
+    ),
+    (
+        {"space": {"model.cell,model.num_layers": [["rnn", 1], ["rnn", 1]]}},
+        "space: model.cell,model.num_layers: an entry appears twice",
+    ),
 ]
 
 
@@ -245,6 +281,101 @@ def test_a_sweep_over_the_cell_trains_each_and_best_yaml_names_it(tmp_path):
         assert info["cell"] == t["values"]["model.cell"]
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
     assert best["model"]["cell"] == summary["best_values"]["model.cell"]
+
+
+TIED = {"model.cell,model.num_layers,model.hidden_size": [["rnn", 1, 12], ["gru", 2, 6]]}
+
+
+def test_a_tied_grid_crossed_with_a_key_trains_each_combination_with_the_tied_values(tmp_path):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    sweep = write_sweep(tmp_path, space={**TIED, "train.learning_rate": [1.0e-2, 3.0e-3]})
+    done = invoke("sweep", sweep, "--json", "--set", "train.steps=4")
+    assert done.exit_code == 0, done.stderr
+    trials, summary = json_lines(done.stdout)
+    keys = ["model.cell", "model.num_layers", "model.hidden_size", "train.learning_rate"]
+    expected = [["rnn", 1, 12, 1.0e-2], ["rnn", 1, 12, 3.0e-3], ["gru", 2, 6, 1.0e-2], ["gru", 2, 6, 3.0e-3]]
+    assert [[t["values"][k] for k in keys] for t in trials] == expected and summary["complete"] == 4
+    assert list(summary["best_values"]) == keys  # each key separately, as if single
+    for t in trials:
+        info = json.loads(invoke("info", t["run_dir"], "--json").stdout)
+        model = info["config"]["model"]
+        assert [info["cell"], model["num_layers"], model["hidden_size"]] == [t["values"][k] for k in keys[:3]]
+        assert info["parameters"]["W_hht.1"]["shape"][1] == t["values"]["model.hidden_size"]
+        assert json.loads((Path(t["run_dir"]) / "trial.json").read_text())["values"] == t["values"]
+    out = tmp_path / "out"
+    header = "| # | trial | cell | num_layers | hidden_size | learning_rate |"
+    assert (out / "leaderboard.md").read_text().startswith(header)
+    best = yaml.safe_load((out / "best.yaml").read_text())["model"]
+    assert [best["cell"], best["num_layers"], best["hidden_size"]] == [summary["best_values"][k] for k in keys[:3]]
+    done = invoke("sweep", sweep, "--json", "--set", "train.steps=4", "--resume")  # finished: nothing to train
+    assert done.exit_code == 0, done.stderr
+    assert json_lines(done.stdout)[0] == trials
+
+
+def test_a_random_search_draws_whole_tied_entries(tmp_path):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    sweep = write_sweep(tmp_path, space=TIED, search="random", samples=3)
+    done = invoke("sweep", sweep, "--json", "--set", "train.steps=2", "-q")
+    assert done.exit_code == 0, done.stderr
+    trials, summary = json_lines(done.stdout)
+    assert summary["complete"] == 3
+    entries = [dict(zip(["model.cell", "model.num_layers", "model.hidden_size"], e)) for e in TIED[next(iter(TIED))]]
+    assert all(t["values"] in entries for t in trials), trials
+    for t in trials:
+        cfg = yaml.safe_load((Path(t["run_dir"]) / "config.yaml").read_text())["model"]
+        assert {f"model.{k}": cfg[k] for k in ("cell", "num_layers", "hidden_size")} == t["values"]
+    # resumed to draw one more: the study's labels map back to the same values
+    done = invoke("sweep", sweep, "--json", "--set", "train.steps=2", "-q", "--resume", "--set", "samples=4")
+    assert done.exit_code == 0, done.stderr
+    more = json_lines(done.stdout)[0]
+    assert more[:3] == trials and more[3]["values"] in entries and more[3]["state"] == "complete"
+
+
+def test_a_tied_trial_killed_before_its_row_was_saved_gets_its_values_from_the_study(tmp_path):
+    pytest.importorskip("optuna")
+    from charrnn import sweep as engine
+
+    sweep = load_sweep(write_sweep(tmp_path, space=TIED, search="random", samples=2))
+    sweep.out_dir.mkdir()
+    study = engine._open_study(sweep)
+    trial = study.ask()
+    label = engine._suggest(trial, sweep.space[0])
+    (frozen,) = engine._open_study(sweep).get_trials()  # read back from the journal, as --resume does
+    assert frozen.params == {next(iter(TIED)): label} and frozen.user_attrs == {}
+    cell, layers, hidden = json.loads(label)
+    values = {"model.cell": cell, "model.num_layers": layers, "model.hidden_size": hidden}
+    assert engine._row_of(frozen, sweep)["values"] == values and [cell, layers, hidden] in TIED[next(iter(TIED))]
+
+
+SHIPPED = sorted((ROOT / "configs" / "sweeps").glob("*.yaml")) + sorted((ROOT / "bench" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_every_shipped_sweep_file_loads_and_passes_its_checks(path):
+    sweep = load_sweep(path)
+    assert sweep.trials() >= 1 and sweep.config.exists()
+
+
+def test_the_cells_sweep_matches_parameter_counts_as_its_comments_say():
+    """configs/sweeps/cells.yaml: every (cell, layers) once at equal training, each near the 2 x 128 LSTM's count."""
+    from charrnn.model import StackedRNN
+
+    path = ROOT / "configs" / "sweeps" / "cells.yaml"
+    sweep = load_sweep(path)
+    (tied,) = sweep.space
+
+    def count(cell, H, L):  # V = 67: Tiny Shakespeare's 65 characters plus <s> and </s>
+        return sum(p.size for p in StackedRNN(67, H, L, cell=cell).params.values())
+
+    target = count("lstm", 128, 2)
+    assert sorted((c, n) for c, n, _ in tied.values) == [(c, n) for c in ("gru", "lstm", "rnn") for n in (1, 2, 3)]
+    for cell, layers, hidden in tied.values:
+        n = count(cell, hidden, layers)
+        assert abs(n - target) / target < 0.01 and f"[{cell}, {layers}, {hidden}]  " in path.read_text()
+        assert f"{n:,}" in path.read_text()  # the count its comment gives
+    assert (sweep.search, sweep.pruner, sweep.base.model.dropout) == ("grid", "none", 0.0)
 
 
 def test_the_local_workers_keep_glibc_s_own_malloc_trimming(tmp_path):

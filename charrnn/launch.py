@@ -22,6 +22,13 @@ def main() -> None:
     # an ignored SIGINT (a background job of a script) stays ignored, as Python itself leaves it
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted)
-    from .cli import main as cli_main
+    try:
+        from .cli import main as cli_main
 
-    cli_main()
+        cli_main()
+    except KeyboardInterrupt:  # a verb's own handler raised it for a second Ctrl-C: still no traceback
+        sys.stderr.write("\n")
+        raise SystemExit(130) from None
+    finally:
+        # Python's shutdown puts SIGINT's default action back, which a late Ctrl-C would turn into a kill
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

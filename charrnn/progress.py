@@ -35,6 +35,8 @@ class Reporter:
     def _on_start(self, info):
         self.steps, self.chars_per_step, self.log_every = info["steps"], info["chars_per_step"], info["log_every"]
         self.console.print(f"training on {info['plan']}", highlight=False, markup=False)
+        if info["scored"] == "ema":
+            self.console.print("validation scores the averaged weights (train.ema)", highlight=False, markup=False)
         if self.console.is_terminal:
             self.bar = Progress(
                 TextColumn("train"),

@@ -130,12 +130,13 @@ class MetricsLog:
         self.path, self.log_every = path, log_every
         self.val_loss = None
         self.steps = 0
-        self.workers: dict[str, int] = {}  # how the run trains, on every line: a resumed run may train otherwise
+        # how the run trains and which weights val_loss scores, on every line: a resumed run may train otherwise
+        self.workers: dict[str, int | str] = {}
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
             self.steps = info["steps"]
-            self.workers = {"workers": info["workers"], "threads": info["threads"]}
+            self.workers = {"workers": info["workers"], "threads": info["threads"], "scored": info["scored"]}
         elif event == "eval":
             self.val_loss = info["val_loss"]
         elif event == "step" and (

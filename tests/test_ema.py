@@ -1,6 +1,7 @@
 """train.ema: the weights' moving average, its checkpoint, exact resume, validation and the verbs that use it."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from charrnn.cli import app
 from charrnn.config import load_config
 from charrnn.data import load_corpus
 from charrnn.evaluation import mean_nll, training_split
+from charrnn.model import StackedRNN
 from charrnn.optim import ema_update
 from charrnn.run_dir import train_run
 from charrnn.training import new_state, restore_state, train
@@ -27,21 +29,29 @@ def test_update_matches_a_hand_computation_over_three_steps():
     assert np.allclose(average["w"], 3.56, rtol=0, atol=1e-12)
 
 
-def test_the_loop_averages_each_update_from_the_initial_weights(tmp_path):
-    cfg = load_config(write_config(tmp_path, train={"steps": 3, "ema": 0.5}))
+def test_the_loop_averages_each_update_from_the_initial_weights_and_skips_a_skipped_step(tmp_path, monkeypatch):
+    cfg = load_config(write_config(tmp_path, train={"steps": 4, "ema": 0.5}))
     corpus = load_corpus(cfg.data)
     state = new_state(cfg, corpus.vocab.size)
     expected = {k: p.astype(np.float64) for k, p in state.model.params.items()}  # the average starts here
+    real, updates = StackedRNN.loss_and_grads, []
+
+    def nan_at_step_2(self, *args, **kwargs):
+        loss, grads, h = real(self, *args, **kwargs)
+        return (float("nan") if state.step == 1 else loss), grads, h
 
     def follow_by_hand(event, info):
-        if event == "step":
-            t = info["step"] - 1
+        if event == "step" and math.isfinite(info["loss"]):  # t counts the updates that reached the weights
+            t = len(updates)
+            updates.append(t)
             d = min(0.5, (1 + t) / (10 + t))
             for k, p in state.model.params.items():
                 expected[k] = d * expected[k] + (1 - d) * p
 
+    monkeypatch.setattr(StackedRNN, "loss_and_grads", nan_at_step_2)
     summary = train(cfg, corpus, state, lambda s, kinds: None, follow_by_hand)
-    assert summary["scored"] == "ema" and state.average is not None
+    assert summary["scored"] == "ema" and summary["skipped_steps"] == 1 and updates == [0, 1, 2]
+    assert state.average is not None
     assert all(np.allclose(state.average.params[k], v, rtol=1e-6, atol=1e-7) for k, v in expected.items())
     assert not all(np.array_equal(state.average.params[k], p) for k, p in state.model.params.items())
 

@@ -175,8 +175,17 @@ def load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def load_trained(path: str | Path | None, prefer: str = "best") -> tuple[Config, Vocab, StackedRNN, dict]:
-    """Config, vocabulary, model and meta of a saved checkpoint (see resolve for `path`)."""
+def weights_used(cfg: Config, raw: bool) -> str:
+    """Which weights load_trained gives for a run with config `cfg`: "ema", the average the run kept under
+    train.ema, unless `raw` asks for the weights themselves or the run kept none; else "raw"."""
+    return "ema" if cfg.train.ema > 0 and not raw else "raw"
+
+
+def load_trained(
+    path: str | Path | None, prefer: str = "best", raw: bool = False
+) -> tuple[Config, Vocab, StackedRNN, dict]:
+    """Config, vocabulary, model and meta of a saved checkpoint (see resolve for `path`); the model holds the
+    averaged weights when the run kept them, unless `raw` (see weights_used)."""
     json_path = resolve(path, prefer)
     try:
         meta, arrays = load(json_path)
@@ -189,11 +198,13 @@ def load_trained(path: str | Path | None, prefer: str = "best") -> tuple[Config,
     except (ConfigError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"{json_path}: damaged metadata: {err}") from None
     model = StackedRNN(vocab.size, cfg.model.hidden_size, cfg.model.num_layers, dtype=np.float32, cell=cfg.model.cell)
+    kind = {"ema": "ema", "raw": "param"}[weights_used(cfg, raw)]
     for name, dst in model.params.items():
-        src = arrays.get(f"param/{name}")
+        src = arrays.get(f"{kind}/{name}")
         if src is None or src.shape != dst.shape:
             raise CheckpointError(
-                f"{json_path}: weights {name} missing or of the wrong shape for its config "
+                f"{json_path}: weights {name}{' (averaged)' if kind == 'ema' else ''} missing or of the wrong "
+                "shape for its config "
                 f"(model.cell {cfg.model.cell}, hidden_size {cfg.model.hidden_size}, num_layers {cfg.model.num_layers})"
             )
         dst[...] = src

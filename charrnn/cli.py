@@ -100,6 +100,13 @@ def _check(option: str, value, ok: bool, expected: str) -> None:
         raise ConfigError(f"{option}: expected {expected}, got {value!r}")
 
 
+def _raw_option():
+    """--raw, the same on every verb that loads a trained model."""
+    return typer.Option(
+        False, "--raw", help="Use the weights themselves, not the average a train.ema run kept beside them."
+    )
+
+
 @app.command()
 def train(
     config: str = typer.Argument(..., help="YAML run config, e.g. configs/hello.yaml"),
@@ -184,8 +191,10 @@ def sample(
     as_json: bool = typer.Option(
         False,
         "--json",
-        help="One JSON object per sample and line: text, prime, seed, temperature, top_k, length, ended, log_prob.",
+        help="One JSON object per sample and line: text, prime, seed, temperature, top_k, length, ended, log_prob, "
+        "weights (ema or raw).",
     ),
+    raw: bool = _raw_option(),
 ) -> None:
     """Print text sampled from a trained model on stdout: the prime, then its continuation.
 
@@ -203,7 +212,7 @@ def sample(
         _check("--top-k", top_k, top_k is None or top_k >= 1, "an integer >= 1")
         _check("--seed", seed, seed is None or seed >= 0, "an integer >= 0")
         _check("--num", num, num >= 1, "an integer >= 1")
-        commands.sample.run(checkpoint, prime, length, temperature, top_k, seed, num, as_json)
+        commands.sample.run(checkpoint, prime, length, temperature, top_k, seed, num, as_json, raw)
 
 
 @app.command()
@@ -214,6 +223,9 @@ def info(
         help="Checkpoint JSON or run directory (its latest); default: newest under ./runs.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the same as one JSON object."),
+    raw: bool = typer.Option(
+        False, "--raw", help="Report the weights themselves as used (weights_used), not a train.ema run's average."
+    ),
 ) -> None:
     """Show what a checkpoint holds: config, vocabulary, parameters per matrix, step, losses, file format.
 
@@ -222,7 +234,7 @@ def info(
       charrnn info runs/shakespeare --json | jq .total_parameters
     """
     with _errors():
-        commands.info.run(path, as_json)
+        commands.info.run(path, as_json, raw)
 
 
 @app.command()
@@ -311,6 +323,7 @@ def visualize(
         metavar="FILE",
         help="With --saturation: write a scatter per layer as a PNG (needs matplotlib: pip install 'charrnn[plot]').",
     ),
+    raw: bool = _raw_option(),
 ) -> None:
     """Colour each character of a text by one unit's activation (tanh, -1 red .. +1 blue), or summarise gates.
 
@@ -323,7 +336,7 @@ def visualize(
     """
     with _errors():
         commands.visualize.run(
-            text, checkpoint_, layer, neuron, top, predictions, html_file, show, saturation, as_json, png
+            text, checkpoint_, layer, neuron, top, predictions, html_file, show, saturation, as_json, png, raw
         )
 
 
@@ -348,12 +361,13 @@ def gradients(
     as_json: bool = typer.Option(
         False,
         "--json",
-        help='Print {"steps", "chains" (at most), "runs": [{"run", "cell", "text", "chains", "warmup", '
+        help='Print {"steps", "chains" (at most), "runs": [{"run", "cell", "text", "weights", "chains", "warmup", '
         '"layers": [{"layer", "mean_norm" (K+1 numbers)}]}]} as JSON.',
     ),
     png: str | None = typer.Option(
         None, "--png", metavar="FILE", help="Write a PNG instead (needs matplotlib: pip install 'charrnn[plot]')."
     ),
+    raw: bool = _raw_option(),
 ) -> None:
     """How far back the gradient reaches: the mean norm of dL_t/dh_(t-k) for k = 0..K, per layer, log scale.
 
@@ -367,7 +381,7 @@ def gradients(
     """
     with _errors():
         _check("--steps", steps, steps >= 1, "an integer >= 1")
-        commands.gradients.run(checkpoints, text, steps, as_json, png)
+        commands.gradients.run(checkpoints, text, steps, as_json, png, raw)
 
 
 data_app = typer.Typer(help="Training texts: download a public one.", rich_markup_mode=None, no_args_is_help=True)
@@ -407,7 +421,7 @@ def eval_(
         metavar="PATH|RUN_DIR",
         help="Checkpoint JSON or run directory (its best checkpoint, else latest); default: newest under ./runs.",
     ),
-    as_json: bool = typer.Option(False, "--json", help='Print {"loss", "bpc", "tokens", ...} as JSON.'),
+    as_json: bool = typer.Option(False, "--json", help='Print {"loss", "bpc", "tokens", "weights", ...} as JSON.'),
     skip_unknown: bool = typer.Option(
         False, "--skip-unknown", help="Drop characters the model has never seen (counted on stderr)."
     ),
@@ -419,6 +433,7 @@ def eval_(
     ),
     temperature: float | None = typer.Option(None, "--temperature", "-t", help="Sampling temperature for --novelty."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the --novelty sample."),
+    raw: bool = _raw_option(),
 ) -> None:
     """Mean negative log-likelihood of a text under a trained model, in nats per token and bits per char.
 
@@ -429,7 +444,7 @@ def eval_(
         _check("--novelty", novelty_chars, novelty_chars >= 0, "a number of characters >= 0")
         _check("--temperature", temperature, temperature is None or temperature >= 0, "a number >= 0")
         _check("--seed", seed, seed >= 0, "an integer >= 0")
-        commands.eval.run(checkpoint, file, as_json, skip_unknown, novelty_chars, temperature, seed)
+        commands.eval.run(checkpoint, file, as_json, skip_unknown, novelty_chars, temperature, seed, raw)
 
 
 def main() -> None:

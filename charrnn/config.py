@@ -184,6 +184,12 @@ class TrainConfig:
     optimizer: str = _key("adam", _choice("adam", "sgd", "rmsprop", "adagrad"), "update rule")
     learning_rate: float = _key(2.0e-3, positive_float, "step size at step 0")
     momentum: float = _key(0.9, beta, "sgd momentum")
+    ema: float = _key(
+        0.0,
+        unit_fraction,
+        "keep an average of the weights, ema_w = d ema_w + (1 - d) w after update t (from 0), "
+        "d = min(ema, (1 + t) / (10 + t)); validation and the other verbs use it; 0: off",
+    )
     lr_decay: float = _key(1.0, decay_factor, "multiply the learning rate by this every lr_decay_every steps")
     lr_decay_every: int = _key(1000, positive_int, "steps between learning-rate decays")
     lr_schedule: str = _key(

@@ -1,4 +1,4 @@
-"""Update rules, global gradient-norm clipping and the learning-rate schedule.
+"""Update rules, the weights' moving average, global gradient-norm clipping and the learning-rate schedule.
 
 Parameters change only here, in place. Each optimizer keeps its per-parameter moments in `slots`
 ({slot: {param name: array}}) and its step count in `t`, which is all a checkpoint needs to resume it.
@@ -122,6 +122,22 @@ def make_optimizer(cfg: TrainConfig, params: dict) -> Optimizer:
     if cfg.optimizer == "sgd":
         return SGD(params, cfg.momentum)
     return {"adam": Adam, "rmsprop": RMSprop, "adagrad": Adagrad}[cfg.optimizer](params)
+
+
+def ema_update(average: dict, params: dict, ema: float, t: int) -> None:
+    """Move the averaged weights toward the weights after update t (counted from 0), in place:
+    average = d * average + (1 - d) * params with d = min(ema, (1 + t) / (10 + t)), the warm-up of
+    TensorFlow's ExponentialMovingAverage(num_updates), so the first updates outweigh the initial weights.
+
+    >>> a, p = {"w": np.zeros(1)}, {"w": np.ones(1)}
+    >>> ema_update(a, p, 0.999, 0)
+    >>> a["w"]  # d = 1/10
+    array([0.9])
+    """
+    decay = min(ema, (1 + t) / (10 + t))
+    for name, a in average.items():
+        a *= decay
+        a += (1 - decay) * params[name]
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> float:

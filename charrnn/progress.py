@@ -43,6 +43,8 @@ class Reporter:
                 else f"train.steps: auto: {self.steps} steps, as the checkpoint fixed them; or {budget}, if sooner"
             )
             self.console.print(text, highlight=False, markup=False)
+        if info["scored"] == "ema":
+            self.console.print("validation scores the averaged weights (train.ema)", highlight=False, markup=False)
         if self.console.is_terminal:
             self.bar = Progress(
                 TextColumn("train"),

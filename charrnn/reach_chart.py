@@ -29,6 +29,7 @@ class RunReach:
     cell: str  # rnn, lstm or gru
     text: str  # where the ids came from
     reach: Reach
+    weights: str  # measured with: ema, the run's average, or raw (checkpoint.weights_used)
 
 
 def _lines(runs: list[RunReach]):

@@ -130,12 +130,13 @@ class MetricsLog:
         self.path, self.log_every = path, log_every
         self.val_loss = None
         self.steps = 0
-        self.workers: dict[str, int] = {}  # how the run trains, on every line: a resumed run may train otherwise
+        # how the run trains and which weights val_loss scores, on every line: a resumed run may train otherwise
+        self.workers: dict[str, int | str] = {}
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
             self.steps = info["steps"]
-            self.workers = {"workers": info["workers"], "threads": info["threads"]}
+            self.workers = {"workers": info["workers"], "threads": info["threads"], "scored": info["scored"]}
         elif event == "steps":  # train.steps: auto has fixed the count: its last step gets a line
             self.steps = info["steps"]
         elif event == "eval":
@@ -230,12 +231,14 @@ def _checkpoint_to_resume(out_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _step_bytes(cfg: Config, vocab_size: int) -> int:
-    """Rough peak memory of a training step in float32: weights, gradients, optimizer moments, activations."""
+    """Rough peak memory of a training step in float32: weights (and their average, under train.ema),
+    gradients, optimizer moments, activations."""
     V, H, L = vocab_size, cfg.model.hidden_size, cfg.model.num_layers
     G = CELLS[cfg.model.cell].GATES
     T, B = cfg.train.seq_length, cfg.train.batch_size
     weights = (G + 1) * V * H + V + G * L * (H * H + H) + G * (L - 1) * H * H
-    return 4 * (5 * weights + (3 * G + 1) * L * T * B * H + 4 * T * B * V)
+    copies = 6 if cfg.train.ema > 0 else 5
+    return 4 * (copies * weights + (3 * G + 1) * L * T * B * H + 4 * T * B * V)
 
 
 def _memory_bytes() -> int | None:

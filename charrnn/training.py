@@ -8,6 +8,7 @@ With several workers (charrnn.parallel), worker 0 runs `train` and the others `f
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -21,7 +22,7 @@ from .data import Corpus, make_tracks, window, windows_per_epoch
 from .errors import CharrnnError
 from .evaluation import mean_nll
 from .model import StackedRNN
-from .optim import Optimizer, clip_grad_norm, learning_rate, make_optimizer, new_plateau, plateau_update
+from .optim import Optimizer, clip_grad_norm, ema_update, learning_rate, make_optimizer, new_plateau, plateau_update
 from .parallel import Plan, Workers
 
 MAX_BAD_STEPS = 10  # consecutive non-finite steps before the run gives up
@@ -61,6 +62,7 @@ class TrainState:
     )
     plateau: dict = field(default_factory=new_plateau)  # the plateau schedule's state (optim.plateau_update)
     steps: int | None = None  # the count train.steps: auto fixed; saved, so a resumed run keeps its schedule
+    average: StackedRNN | None = None  # the weights' moving average under train.ema > 0 (optim.ema_update)
 
 
 def new_state(cfg: Config, vocab_size: int) -> TrainState:
@@ -68,7 +70,15 @@ def new_state(cfg: Config, vocab_size: int) -> TrainState:
     model = StackedRNN(
         vocab_size, m.hidden_size, m.num_layers, seed=t.seed, init=m.init, init_scale=m.init_scale, cell=m.cell
     )
-    return TrainState(model, make_optimizer(t, model.params), model.zero_state(t.batch_size))
+    state = TrainState(model, make_optimizer(t, model.params), model.zero_state(t.batch_size))
+    if t.ema > 0:
+        state.average = copy.deepcopy(model)  # the average starts at the initial weights
+    return state
+
+
+def validated_model(state: TrainState) -> StackedRNN:
+    """The weights validation scores: the average when the run keeps one, else the weights themselves."""
+    return state.model if state.average is None else state.average
 
 
 def dropout_rng(cfg: Config, step: int, rank: int) -> np.random.Generator | None:
@@ -79,6 +89,8 @@ def dropout_rng(cfg: Config, step: int, rank: int) -> np.random.Generator | None
 
 def state_arrays(state: TrainState) -> dict[str, np.ndarray]:
     arrays = {f"param/{k}": v for k, v in state.model.params.items()}
+    if state.average is not None:
+        arrays.update({f"ema/{k}": v for k, v in state.average.params.items()})
     for slot, values in state.optimizer.slots.items():
         arrays.update({f"opt/{slot}/{k}": v for k, v in values.items()})
     arrays["h"] = state.h
@@ -139,9 +151,9 @@ def _validates(cfg: Config, step: int, steps: int | None, val: np.ndarray) -> bo
 
 
 def _validate(state: TrainState, corpus: Corpus, B: int, T: int, workers: Workers | None = None) -> tuple[float, bool]:
-    """Validation loss of the current weights into the metrics, and whether it is a new best; with
-    `workers`, each scores its share of the tracks."""
-    val_loss, _ = mean_nll(state.model, corpus.val, B, T, workers)
+    """Validation loss of the current weights (their average, under train.ema) into the metrics, and whether it
+    is a new best; with `workers`, each scores its share of the tracks."""
+    val_loss, _ = mean_nll(validated_model(state), corpus.val, B, T, workers)
     if not _finite(val_loss):
         raise Diverged(
             f"the validation loss at step {state.step} is not finite: the weights have grown "
@@ -183,6 +195,8 @@ def _advance(state: TrainState, cfg: Config, tracks: np.ndarray, per_epoch: int,
                 f"the update of step {state.step + 1} (learning rate {lr:g}) made the weights "
                 "non-finite; lower train.learning_rate or set train.grad_clip"
             )
+        if state.average is not None:
+            ema_update(state.average.params, params, t.ema, state.optimizer.t - 1)
         state.h = h_last
         metrics["train_loss"] = loss
     metrics["chars_trained"] += T * B
@@ -279,6 +293,7 @@ def train(
     mine = tracks[workers.tracks(B)]  # (B_w, n)
     per_epoch = windows_per_epoch(tracks, T)
     metrics = state.metrics
+    scored = "raw" if state.average is None else "ema"  # which weights validation scores
     report(
         "start",
         {
@@ -291,6 +306,7 @@ def train(
             "workers": workers.plan.workers,
             "threads": workers.plan.threads,
             "plan": workers.plan.describe(),
+            "scored": scored,
         },
     )
     started, interrupted = time.perf_counter(), False
@@ -379,6 +395,7 @@ def train(
         "interrupted": interrupted,
         "stop_reason": "interrupted" if interrupted else stop_reason,
         "wall_seconds": wall,
+        "scored": scored,
         "chars_per_sec": (state.step - first_step) * T * B / max(wall, 1e-9),
         **metrics,
     }
@@ -402,4 +419,4 @@ def follow(cfg: Config, train_ids: np.ndarray, val_ids: np.ndarray, state: Train
         except Diverged:
             continue  # worker 0 has the same numbers, stops for the same reason and tells everyone
         if _validates(cfg, state.step, steps or None, val_ids):
-            mean_nll(state.model, val_ids, t.batch_size, t.seq_length, workers)
+            mean_nll(validated_model(state), val_ids, t.batch_size, t.seq_length, workers)

@@ -79,7 +79,8 @@ def test_text_report(run_dir):
     w, t = best["workers"], best["threads"]  # a toy model: one worker, with every core's BLAS threads
     assert lines[4] == "model        rnn, 2 x 16"
     assert w == 1 and lines[5] == f"trained on   1 worker x {t} BLAS thread{'s' * (t > 1)}"
-    assert lines[9] == 'vocabulary   22 ids: <s> </s> \\n ␣ " ( ) . a c d e h i n o p r s t u w'
+    assert lines[9] == "weights used raw"  # a run that kept no average (train.ema 0)
+    assert lines[10] == 'vocabulary   22 ids: <s> </s> \\n ␣ " ( ) . a c d e h i n o p r s t u w'
     assert "  W_hht.2  (16, 16)  256" in lines
     assert "  data.records: file" in lines and "  sample.top_k: null" in lines
 

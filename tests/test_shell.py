@@ -58,7 +58,7 @@ def test_sample_json_lines_carry_a_seed_that_redraws_them(run_dir):
     assert len(lines) == 3 and result.stdout.endswith("\n")
     assert [line["seed"] for line in lines] == [lines[0]["seed"] + i for i in range(3)]
     for line in lines:
-        assert set(line) == {"text", "prime", "seed", "temperature", "top_k", "length", "ended", "log_prob"}
+        assert set(line) == {"text", "prime", "seed", "temperature", "top_k", "length", "ended", "log_prob", "weights"}
         assert line["prime"] == "she" and line["text"].startswith("she")
         assert line["temperature"] == 1.0 and line["top_k"] is None and line["log_prob"] < 0
         assert line["ended"] == (len(line["text"]) - 3 < 60)

@@ -12,7 +12,7 @@ from .. import checkpoint
 from ..data import decode_text, read_text
 from ..errors import DataError
 from ..evaluation import encode_text, novelty, prefix, records_of, sampled_records, text_loss, training_split
-from .output import err_console, write_stdout
+from .output import err_console, note_weights, write_stdout
 
 
 def _read(file: str, encoding: str, errors: str) -> tuple[str, str]:
@@ -28,15 +28,21 @@ def assess(
     novelty_chars: int = 0,
     temperature: float | None = None,
     seed: int = 0,
+    raw: bool = False,
+    say: bool = False,
 ) -> dict:
     """Mean NLL of FILE ("-": stdin; None: the run's validation split) under a checkpoint, and with
     novelty_chars > 0 the n-gram novelty of that many sampled characters against the training text.
 
-    Returns {"loss", "bpc", "tokens", "text", "checkpoint", "step", "skipped"[, "novelty"]}; skipped
-    counts the characters --skip-unknown dropped.
+    Returns {"loss", "bpc", "tokens", "text", "checkpoint", "step", "weights", "skipped"[, "novelty"]}; skipped
+    counts the characters --skip-unknown dropped, weights says which were scored ("ema": the run's average,
+    unless `raw`; see checkpoint.weights_used), on stderr too when `say`.
     """
     json_path = checkpoint.resolve(checkpoint_path, "best")
-    cfg, vocab, model, meta = checkpoint.load_trained(json_path)
+    cfg, vocab, model, meta = checkpoint.load_trained(json_path, raw=raw)
+    used = checkpoint.weights_used(cfg, raw)
+    if say:
+        note_weights(cfg, used)
     d = cfg.data
     # data.path is read only when needed: a FILE can be scored on a machine without the training text
     nothing = np.empty(0, vocab.id_dtype)
@@ -58,6 +64,7 @@ def assess(
         "text": source,
         "checkpoint": str(json_path),
         "step": meta.get("step"),
+        "weights": used,
         "skipped": dict(sorted(skipped.items())),
     }
     if novelty_chars:
@@ -84,9 +91,11 @@ def run(
     novelty_chars: int,
     temperature: float | None,
     seed: int,
+    raw: bool,
 ) -> None:
-    """Print assess()'s result as lines or JSON; characters --skip-unknown dropped are counted on stderr."""
-    result = assess(checkpoint_path, file, skip_unknown, novelty_chars, temperature, seed)
+    """Print assess()'s result as lines or JSON; characters --skip-unknown dropped are counted on stderr,
+    and for a run that kept an average, which weights were scored."""
+    result = assess(checkpoint_path, file, skip_unknown, novelty_chars, temperature, seed, raw, say=not as_json)
     if result["skipped"]:
         listed = ", ".join(f"{c!r} ({n}x)" for c, n in result["skipped"].items())
         err_console().print(

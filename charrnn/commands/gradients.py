@@ -14,15 +14,21 @@ from ..errors import ConfigError
 from ..evaluation import training_split
 from ..gradient_reach import CHAINS, encode, reach
 from ..reach_chart import RunReach
-from .output import err_console, write_stdout
+from .output import err_console, note_weights, write_stdout
 
 CHART_HEIGHT = 12
 
 
-def measure(run: str | None, text: str | None, stdin: bytes | None, steps: int) -> RunReach:
-    """One run's reach over --text (stdin's bytes when it is -), or over its own validation split."""
+def measure(
+    run: str | None, text: str | None, stdin: bytes | None, steps: int, raw: bool = False, say: bool = False
+) -> RunReach:
+    """One run's reach over --text (stdin's bytes when it is -), or over its own validation split; from its
+    averaged weights when it kept them, unless `raw` (which, on stderr too when `say`)."""
     json_path = checkpoint.resolve(run)
-    cfg, vocab, model, _ = checkpoint.load_trained(json_path)
+    cfg, vocab, model, _ = checkpoint.load_trained(json_path, raw=raw)
+    used = checkpoint.weights_used(cfg, raw)
+    if say:
+        note_weights(cfg, used, f"{json_path.parent}: ")
     d = cfg.data
     if text is None:
         train, val, _ = training_split(cfg, vocab)
@@ -32,17 +38,17 @@ def measure(run: str | None, text: str | None, stdin: bytes | None, steps: int) 
         if stdin is None:
             if not Path(text).is_file():
                 raise ConfigError(f"--text: {text}: no such file (- reads stdin)")
-            raw, source = read_text(text, d.encoding, d.errors), text
+            content, source = read_text(text, d.encoding, d.errors), text
         else:
-            raw, source = decode_text(stdin, "<stdin>", d.encoding, d.errors), "<stdin>"
-        ids = encode(raw, source, vocab, d.records)
-    return RunReach(str(json_path.parent), cfg.model.cell, source, reach(model, ids, steps, source))
+            content, source = decode_text(stdin, "<stdin>", d.encoding, d.errors), "<stdin>"
+        ids = encode(content, source, vocab, d.records)
+    return RunReach(str(json_path.parent), cfg.model.cell, source, reach(model, ids, steps, source), used)
 
 
-def run(runs: list[str], text: str | None, steps: int, as_json: bool, png: str | None) -> None:
+def run(runs: list[str], text: str | None, steps: int, as_json: bool, png: str | None, raw: bool = False) -> None:
     stdin = sys.stdin.buffer.read() if text == "-" else None  # read once, for every run
     named: list[str | None] = [*runs] or [None]  # no -c: the newest run under ./runs
-    measured = [measure(r, text, stdin, steps) for r in named]
+    measured = [measure(r, text, stdin, steps, raw, say=not as_json) for r in named]
     if as_json:
         write_stdout(json.dumps(report(measured, steps)) + "\n")
     elif png is None:
@@ -62,6 +68,7 @@ def report(measured: list[RunReach], steps: int) -> dict:
                 "run": m.run,
                 "cell": m.cell,
                 "text": m.text,
+                "weights": m.weights,
                 "chains": m.reach.chains,
                 "warmup": m.reach.warmup,
                 "layers": [

@@ -25,10 +25,11 @@ def printable(c: str) -> str:
     return c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
 
 
-def describe(path: str | Path | None) -> dict:
-    """Everything `info` reports about the checkpoint at `path` (a run directory's latest, by default)."""
+def describe(path: str | Path | None, raw: bool = False) -> dict:
+    """Everything `info` reports about the checkpoint at `path` (a run directory's latest, by default);
+    weights_used says which weights the other verbs take from it, with --raw or without (`raw`)."""
     json_path = checkpoint.resolve(path, prefer="latest")
-    cfg, vocab, model, meta = checkpoint.load_trained(json_path)
+    cfg, vocab, model, meta = checkpoint.load_trained(json_path, raw=raw)
     metrics = meta.get("metrics") or {}
     params = {name: {"shape": list(p.shape), "count": int(p.size)} for name, p in model.params.items()}
     return {
@@ -36,6 +37,7 @@ def describe(path: str | Path | None) -> dict:
         "format": meta["format"],
         "version": meta["version"],
         "weights": meta.get("weights"),
+        "weights_used": checkpoint.weights_used(cfg, raw),
         "step": meta.get("step"),
         "epoch": meta.get("epoch"),
         "steps": meta.get("steps") or cfg.train.steps,  # train.steps: auto's fixed count, once there is one
@@ -72,6 +74,8 @@ def render(info: dict) -> str:
         f"train loss   {_loss(info['train_loss'])}",
         f"val loss     {_loss(info['val_loss'])}",
         f"best val     {best}",
+        f"weights used {info['weights_used']}"
+        + (f" (train.ema {info['config']['train']['ema']:g})" if info["weights_used"] == "ema" else ""),
         f"vocabulary   {vocab['size']} ids: " + " ".join(vocab["specials"] + [printable(c) for c in vocab["chars"]]),
         f"parameters   {info['total_parameters']:,}",
     ]
@@ -88,6 +92,6 @@ def render(info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(path: str | None, as_json: bool) -> None:
-    described = describe(path)
+def run(path: str | None, as_json: bool, raw: bool = False) -> None:
+    described = describe(path, raw)
     write_stdout(json.dumps(described) + "\n" if as_json else render(described))

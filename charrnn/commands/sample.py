@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..checkpoint import load_trained
+from ..checkpoint import load_trained, weights_used
 from ..errors import ConfigError
 from ..model import StackedRNN
 from ..sampling import log_prob, sample
 from ..vocab import Vocab
-from .output import write_stdout
+from .output import note_weights, write_stdout
 
 
 def run(
@@ -25,11 +25,16 @@ def run(
     seed: int | None,
     num: int,
     as_json: bool,
+    raw: bool = False,
 ) -> None:
-    """Write `num` samples on stdout; unset options come from the run config's sample section."""
+    """Write `num` samples on stdout; unset options come from the run config's sample section. The run's
+    averaged weights sample, when it kept them, unless `raw`: --json says which in "weights", else stderr."""
     if prime == "-":
         prime = sys.stdin.read().removesuffix("\n")
-    cfg, vocab, model, _ = load_trained(checkpoint)
+    cfg, vocab, model, _ = load_trained(checkpoint, raw=raw)
+    used = weights_used(cfg, raw)
+    if not as_json:
+        note_weights(cfg, used)
     unknown = vocab.unknown(prime)
     if unknown:
         raise ConfigError(f"--prime: characters not in the model's vocabulary: {', '.join(map(repr, unknown))}")
@@ -39,7 +44,8 @@ def run(
     top_k = s.top_k if top_k is None else top_k
     first = draw_seed() if seed is None else seed
     for i, text in samples(model, vocab, prime, length, temperature, top_k, first, num):
-        line = json.dumps(record(model, vocab, prime, text, i, length, temperature, top_k)) if as_json else prime + text
+        drawn = {**record(model, vocab, prime, text, i, length, temperature, top_k), "weights": used}
+        line = json.dumps(drawn) if as_json else prime + text
         write_stdout(line + "\n")
 
 

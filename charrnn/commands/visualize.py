@@ -10,7 +10,7 @@ from rich.console import Console
 
 from .. import activations, checkpoint, gate_saturation, heatmap, saturation_chart
 from ..errors import ConfigError
-from .output import err_console, write_stdout
+from .output import err_console, note_weights, write_stdout
 
 
 def run(
@@ -25,12 +25,16 @@ def run(
     saturation: bool,
     as_json: bool,
     png: str | None,
+    raw: bool = False,
 ) -> None:
     _check_options(neuron, top, predictions, html_file, show, saturation, as_json, png)
     source = checkpoint.resolve(checkpoint_path)
-    _, vocab, model, _ = checkpoint.load_trained(source)
+    cfg, vocab, model, _ = checkpoint.load_trained(source, raw=raw)
+    used = checkpoint.weights_used(cfg, raw)
+    if not as_json:
+        note_weights(cfg, used)
     if saturation:
-        _saturation(model, vocab, text, layer, as_json, png, str(source))
+        _saturation(model, vocab, text, layer, as_json, png, str(source), used)
         return
     activations.check_show(model.cell, show)
     traced = activations.trace(model, vocab, activations.read_text_arg(text))
@@ -44,7 +48,9 @@ def run(
     heatmap.render_terminal(traced, vocab, views, predictions, Console())
 
 
-def _saturation(model, vocab, text: str, layer: int | None, as_json: bool, png: str | None, source: str) -> None:
+def _saturation(
+    model, vocab, text: str, layer: int | None, as_json: bool, png: str | None, source: str, used: str
+) -> None:
     gate_saturation.check_cell(model.cell)  # before reading the text, which may be stdin
     traced = activations.trace(model, vocab, activations.read_text_arg(text))
     summary = gate_saturation.saturation(traced, layer)
@@ -52,7 +58,7 @@ def _saturation(model, vocab, text: str, layer: int | None, as_json: bool, png: 
         saturation_chart.save_png(summary, source, Path(png))
         err_console().print(f"wrote {png}", markup=False)
     if as_json:
-        write_stdout(json.dumps(gate_saturation.to_json(summary)) + "\n")
+        write_stdout(json.dumps({**gate_saturation.to_json(summary), "weights": used}) + "\n")
     elif png is None:
         saturation_chart.print_summary(summary, model.hidden_size, Console())
 

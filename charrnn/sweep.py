@@ -8,9 +8,13 @@ and --help never load them. How the parts talk (docs/sweep.md has the user's sid
   Optuna how each trial ended. Nothing else needs to reach the study.
 - A trial is one Dask task, `run_trial`, on any worker: `run_dir.train_run` with the trial's values as
   --set overrides, `out_dir/trials/<name>` as its run directory, one worker process, its share of BLAS
-  threads. The corpus is read on the worker from data.path, resolved to an absolute path here.
+  threads. The corpus is read on the worker from data.path, resolved to an absolute path here. With
+  `repeats: N` the task trains N runs one after another, `<name>-r0` .. `<name>-r{N-1}`, seeds
+  train.seed + 0 .. N-1; the trial's loss is their mean.
 - After each validation a trial puts its loss on a Dask queue that the driver reads, and waits on its
   own queue for the pruner's answer; a Dask event asks every trial to stop (Ctrl-C, the time budget).
+  With repeats only the last repeat posts, each step's mean over the repeats: the earlier ones have all
+  reached that step by then, so the pruner decides on the mean.
   Only the scheduler links driver and workers, so pruning works on a cluster as on one machine.
 """
 
@@ -44,6 +48,7 @@ from . import checkpoint, parallel
 from .config import config_to_dict, dump_config, load_config
 from .data import load_corpus, make_tracks
 from .errors import CharrnnError, CheckpointError, ConfigError, DataError
+from .loss_chart import read_metrics
 from .run_dir import RESUMABLE_CHANGES, held, train_run
 from .sweep_file import Dimension, Sweep, grid_params, grid_points, override, space_keys, values_of
 from .sweep_progress import leaderboard_markdown, shown_path
@@ -135,9 +140,10 @@ def _identity(sweep: Sweep) -> dict:
         section, _, name = key.partition(".")
         base[section].pop(name, None)
     space = [dataclasses.asdict(d) for d in sweep.space]
-    return json.loads(
-        json.dumps({"search": sweep.search, "pruner": sweep.pruner, "seed": sweep.seed, "space": space, "config": base})
-    )
+    identity = {"search": sweep.search, "pruner": sweep.pruner, "seed": sweep.seed, "space": space, "config": base}
+    if sweep.repeats > 1:  # absent at 1: a sweep begun before repeats existed still resumes
+        identity["repeats"] = sweep.repeats
+    return json.loads(json.dumps(identity))
 
 
 def _prepare(sweep: Sweep, resume: bool, force: bool, report: Callable[[str, dict], None]) -> None:
@@ -163,7 +169,8 @@ def _prepare(sweep: Sweep, resume: bool, force: bool, report: Callable[[str, dic
             saved = json.loads(saved_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise CheckpointError(f"{saved_path}: cannot read it ({err}); start over with --force") from None
-        changed = [key for key in identity if saved.get(key) != identity[key]]
+        keys = [*identity, *(key for key in saved if key not in identity)]  # repeats is there only when > 1
+        changed = [key for key in keys if saved.get(key) != identity.get(key)]
         if changed:
             raise ConfigError(
                 f"{saved_path}: cannot resume, the sweep changed ({', '.join(changed)}); "
@@ -348,23 +355,35 @@ class _TrialLink:
         self.stop = Event(f"charrnn-sweep-{token}-stop")
         self.pruned = self.stopped = False
         self.next_poll = self.next_progress = 0.0
+        self.repeats = len(job["repeats"])
+        self.begin(0, [])
+
+    def begin(self, offset: int, earlier: list[dict[int, float]]) -> None:
+        """Before each repeat: the steps its predecessors trained, and their validation losses by step."""
+        self.offset, self.earlier = offset, earlier
         self.step = 0
         self.best_val_loss: float | None = None
         self.best_step: int | None = None
 
     def report(self, event: str, info: dict) -> None:
+        # the trial's progress counts every repeat's steps: offset is what the earlier ones trained
         if event == "start":
             self.step = info["step"]
-            self._send("start", step=info["step"], steps=info["steps"])
+            self._send("start", step=self.offset + info["step"], steps=info["steps"] * self.repeats)
         elif event == "step":
             self.step = info["step"]
             if time.monotonic() >= self.next_progress:
                 self.next_progress = time.monotonic() + PROGRESS_SECONDS
-                self._send("step", step=info["step"])
+                self._send("step", step=self.offset + info["step"])
         elif event == "eval":
-            if self.best_val_loss is None or info["val_loss"] < self.best_val_loss:
-                self.best_val_loss, self.best_step = info["val_loss"], info["step"]
-            self._send("eval", step=info["step"], val_loss=info["val_loss"])
+            step, val_loss = info["step"], info["val_loss"]
+            if self.best_val_loss is None or val_loss < self.best_val_loss:
+                self.best_val_loss, self.best_step = val_loss, step
+            before = [losses[step] for losses in self.earlier if step in losses]
+            if len(before) < self.repeats - 1:
+                return  # not every repeat has reached this step yet: no mean to post
+            mean = math.fsum([*before, val_loss]) / self.repeats
+            self._send("eval", step=self.offset + step, at=step, val_loss=mean)
             if self.answers is not None:
                 # no answer in time: the driver is gone or stuck; train on, its stop event still stops us
                 with suppress(asyncio.TimeoutError):
@@ -380,13 +399,60 @@ class _TrialLink:
         self.reports.put({"trial": self.name, "kind": kind, **info})
 
 
+def repeat_dirs(out_dir: Path, name: str, repeats: int) -> list[Path]:
+    """A trial's run directories: trials/t003 alone, or trials/t003-r0, t003-r1, ... side by side, so that
+    `charrnn runs out_dir/trials` lists every repeat."""
+    if repeats == 1:
+        return [out_dir / "trials" / name]
+    return [out_dir / "trials" / f"{name}-r{r}" for r in range(repeats)]
+
+
 def run_trial(job: dict) -> dict:
-    """On a Dask worker: train one trial through charrnn's own loop, continuing its checkpoint if it has one.
+    """On a Dask worker: train one trial through charrnn's own loop, each repeat in turn, continuing
+    checkpoints where they exist (a finished repeat resumes to its own end at once: nothing to train).
 
     Returns the trial's row (its state: complete, pruned, stopped or failed), or its error when the sweep
-    itself cannot go on (bad config or data). Writes trial.json into the run directory.
+    itself cannot go on (bad config or data). Writes trial.json into each repeat's run directory.
     """
     link = _TrialLink(job)
+    rows: list[dict] = []
+    for r in range(len(job["repeats"])):
+        earlier = [dict(read_metrics(Path(row["run_dir"]) / "metrics.jsonl")[1]) for row in rows]
+        link.begin(sum(row["step"] for row in rows), earlier)
+        row = _run_repeat(job, link, r)
+        if row["state"] == "error":
+            return row
+        rows.append(row)
+        if row["state"] != "complete":
+            break
+    if len(job["repeats"]) == 1:
+        return rows[0]
+    return _trial_row(job, rows)
+
+
+def _trial_row(job: dict, rows: list[dict]) -> dict:
+    """A trial of several repeats as one row: the mean of their best losses, their min..max, each one's result."""
+    bests = [row["best_val_loss"] for row in rows if row["best_val_loss"] is not None]
+    complete = len(rows) == len(job["repeats"]) and all(row["state"] == "complete" for row in rows)
+    fields = ("run_dir", "seed", "state", "step", "steps", "best_val_loss", "best_step", "error")
+    last = {k: v for k, v in rows[-1].items() if k not in ("repeat", "seed")}
+    return {
+        **last,  # how the last repeat that ran ended is how the trial did (pruned, stopped, failed)
+        "state": "complete" if complete else rows[-1]["state"],
+        "step": sum(row["step"] for row in rows),
+        "steps": rows[-1]["steps"] * len(job["repeats"]),
+        # the mean of the repeats that validated so far: of all of them once the trial is complete
+        "best_val_loss": math.fsum(bests) / len(bests) if bests else None,
+        "best_step": max((row["best_step"] for row in rows if row["best_step"] is not None), default=None),
+        "spread": [min(bests), max(bests)] if bests else None,
+        "run_dir": job["run_dir"],
+        "repeats": [{k: row[k] for k in fields} for row in rows],
+    }
+
+
+def _run_repeat(job: dict, link: _TrialLink, r: int) -> dict:
+    """Train one repeat of a trial; its row, as run_trial returns for a trial of one repeat."""
+    repeat = job["repeats"][r]
     row = {
         "trial": job["name"],
         "number": job["number"],
@@ -396,12 +462,12 @@ def run_trial(job: dict) -> dict:
         "steps": job["steps"],
         "best_val_loss": None,
         "best_step": None,
-        "run_dir": job["run_dir"],
+        "run_dir": repeat["run_dir"],
         "error": None,
         "worker": _worker_address(),
     }
     try:
-        summary = train_run(job["config"], job["overrides"], True, False, link.report, link.stop_requested)
+        summary = train_run(job["config"], repeat["overrides"], True, False, link.report, link.stop_requested)
     except SWEEP_ERRORS as err:
         return {
             **row,
@@ -421,10 +487,13 @@ def run_trial(job: dict) -> dict:
             best_val_loss=summary["best_val_loss"],
             best_step=summary["best_step"],
         )
-    run_dir = Path(job["run_dir"])
-    if run_dir.is_dir():  # how a trial ended, beside its checkpoints: `pruned` is marked here
-        fields = ("trial", "state", "values", "step", "steps", "best_val_loss", "best_step", "error")
-        checkpoint.atomic_write(run_dir / "trial.json", (json.dumps({k: row[k] for k in fields}) + "\n").encode())
+    if len(job["repeats"]) > 1:
+        row.update(repeat=r, seed=repeat["seed"])
+    run_dir = Path(repeat["run_dir"])
+    if run_dir.is_dir():  # how a trial (or one repeat of it) ended, beside its checkpoints: `pruned` is marked here
+        fields = ("trial", "repeat", "seed", "state", "values", "step", "steps", "best_val_loss", "best_step", "error")
+        record = {k: row[k] for k in fields if k in row}
+        checkpoint.atomic_write(run_dir / "trial.json", (json.dumps(record) + "\n").encode())
     return row
 
 
@@ -537,16 +606,26 @@ class _Driver:
         sweep = self.sweep
         name = trial_name(trial.number)
         values = values_of(sweep.space, trial.params)
-        run_dir = sweep.out_dir / "trials" / name
-        overrides = [
-            *sweep.overrides,
-            f"data.path={sweep.base.data.path}",  # absolute: a worker's current directory is its own
-            *(override(k, v) for k, v in values.items()),
-            f"train.out_dir={run_dir}",
-            "train.workers=1",
-            f"train.threads={self.threads}",
+        run_dirs = repeat_dirs(sweep.out_dir, name, sweep.repeats)
+        seed = int(values.get("train.seed", sweep.base.train.seed))
+        repeats = [
+            {
+                "run_dir": str(run_dir),
+                "seed": seed + r,
+                "overrides": [
+                    *sweep.overrides,
+                    f"data.path={sweep.base.data.path}",  # absolute: a worker's current directory is its own
+                    *(override(k, v) for k, v in values.items()),
+                    f"train.out_dir={run_dir}",
+                    "train.workers=1",
+                    f"train.threads={self.threads}",
+                    *([f"train.seed={seed + r}"] if sweep.repeats > 1 else []),
+                ],
+            }
+            for r, run_dir in enumerate(run_dirs)
         ]
-        prune, steps = sweep.pruner != "none", self._steps(values)
+        prune, steps = sweep.pruner != "none", self._steps(values) * sweep.repeats
+        run_dir = run_dirs[0]
         job = {
             "token": self.token,
             "name": name,
@@ -554,7 +633,7 @@ class _Driver:
             "values": values,
             "prune": prune,
             "config": str(sweep.config),
-            "overrides": overrides,
+            "repeats": repeats,
             "run_dir": str(run_dir),
             "steps": steps,
         }
@@ -593,7 +672,7 @@ class _Driver:
             if message["kind"] == "start":
                 row["steps"] = message["steps"]
             elif message["kind"] == "eval":
-                self._validated(row, message["step"], message["val_loss"])
+                self._validated(row, message["at"], message["val_loss"])
             self.report("trial", row)
 
     def _validated(self, row: dict, step: int, val_loss: float) -> None:
@@ -654,12 +733,14 @@ class _Driver:
             best_yaml = sweep.out_dir / "best.yaml"
             checkpoint.atomic_write(best_yaml, _best_config(sweep, best).encode())
         keys = space_keys(sweep)
-        checkpoint.atomic_write(sweep.out_dir / "leaderboard.md", leaderboard_markdown(rows, keys).encode())
+        board = leaderboard_markdown(rows, keys, sweep.repeats)
+        checkpoint.atomic_write(sweep.out_dir / "leaderboard.md", board.encode())
         counts = {state: sum(r["state"] == state for r in rows) for state in FINISHED}
         return {
             "out_dir": str(sweep.out_dir),
             "rows": rows,
             "keys": keys,
+            "repeats": sweep.repeats,
             "trials": len(rows),
             **counts,
             "unfinished": len(rows) - sum(counts.values()),
@@ -701,8 +782,9 @@ def _row_of(frozen: optuna.trial.FrozenTrial, sweep: Sweep) -> dict:
     from optuna.trial import TrialState
 
     values = values_of(sweep.space, frozen.params)
-    run_dir = sweep.out_dir / "trials" / trial_name(frozen.number)
-    row = {**_blank_row(frozen.number, values, run_dir, sweep.base.train.steps), **frozen.user_attrs.get("row", {})}
+    run_dir = repeat_dirs(sweep.out_dir, trial_name(frozen.number), sweep.repeats)[0]
+    steps = sweep.base.train.steps * sweep.repeats  # a number: load_sweep refuses auto
+    row = {**_blank_row(frozen.number, values, run_dir, steps), **frozen.user_attrs.get("row", {})}
     row.pop("worker", None)
     if frozen.state == TrialState.RUNNING:
         row["state"] = "stopped"  # unfinished: this invocation continues it
@@ -722,9 +804,14 @@ def _best_config(sweep: Sweep, best: dict) -> str:
     cfg = load_config(sweep.config, overrides)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out_dir=None))
     loss = best["best_val_loss"]
+    if sweep.repeats == 1:
+        score, where = f"best validation loss {loss:.4f}", f"# Its run directory: {best['run_dir']}\n"
+    else:
+        low, high = best["spread"]
+        score = f"mean best validation loss {loss:.4f} over {sweep.repeats} seeds, {low:.4f}..{high:.4f}"
+        where = f"# Its run directories: {', '.join(r['run_dir'] for r in best['repeats'])}\n"
     header = (
-        f"# The best trial of the sweep {sweep.path} ({best['trial']}: best validation loss {loss:.4f} at step "
-        f"{best['best_step']}), as a run config:\n#   charrnn train {sweep.out_dir / 'best.yaml'}\n"
-        f"# Its run directory: {best['run_dir']}\n"
+        f"# The best trial of the sweep {sweep.path} ({best['trial']}: {score} at step "
+        f"{best['best_step']}), as a run config:\n#   charrnn train {sweep.out_dir / 'best.yaml'}\n{where}"
     )
     return header + dump_config(cfg)

@@ -11,6 +11,7 @@ both bounds of every distribution go through `config._build`, and the base confi
       model.cell,model.num_layers: [[rnn, 1], [lstm, 2]]   # tied keys: each entry sets both
     search: random                         # grid, random or tpe
     samples: 16                            # trials, for random and tpe
+    repeats: 2                             # each trial trains twice, with train.seed and train.seed + 1
     pruner: asha                           # none, asha, hyperband or median
 """
 
@@ -32,9 +33,9 @@ from .errors import ConfigError
 SEARCHES = ("grid", "random", "tpe")
 PRUNERS = ("none", "asha", "hyperband", "median")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
-KEYS = ("config", "space", "search", "samples", "pruner", "concurrent", "max_seconds", "out_dir", "seed")
+KEYS = ("config", "space", "search", "samples", "repeats", "pruner", "concurrent", "max_seconds", "out_dir", "seed")
 # what --set may change in a sweep: the config and the space are the sweep itself, so they live in the file
-SETTABLE = ("search", "samples", "pruner", "concurrent", "max_seconds", "out_dir", "seed")
+SETTABLE = ("search", "samples", "repeats", "pruner", "concurrent", "max_seconds", "out_dir", "seed")
 # keys the sweep sets for each trial itself
 SET_BY_SWEEP = {
     "train.out_dir": "each trial's run directory is <out_dir>/trials/<name>",
@@ -91,6 +92,7 @@ class Sweep:
     space: tuple[Dimension, ...]
     search: str
     samples: int | None  # random and tpe: how many trials; grid: None (every point)
+    repeats: int  # runs of each trial, seeds train.seed + 0 .. repeats - 1; ranked by the mean of their best losses
     pruner: str
     concurrent: int | None  # trials at once; None: the cores divided by each trial's threads
     max_seconds: float  # budget of one invocation of the sweep; 0: none
@@ -176,6 +178,8 @@ def load_sweep(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Swee
         raise ConfigError(f"{path}: samples: missing; a {search} search needs the number of trials")
     else:
         _check(where("samples"), samples, _is_int(samples) and samples >= 1, "a positive integer")
+    repeats = raw.get("repeats", 1)
+    _check(where("repeats"), repeats, _is_int(repeats) and repeats >= 1, "a positive integer (runs of each trial)")
     concurrent = raw.get("concurrent")
     _check(
         where("concurrent"),
@@ -209,6 +213,7 @@ def load_sweep(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Swee
         space=space,
         search=search,
         samples=samples if search != "grid" else None,
+        repeats=repeats,
         pruner=pruner,
         concurrent=concurrent,
         max_seconds=float(max_seconds),

@@ -47,9 +47,18 @@ def _rank_key(row: dict) -> tuple:
     return (row["state"] != "complete", loss is None, loss if loss is not None else 0.0, row["number"])
 
 
-def leaderboard_rows(rows: list[dict], keys: list[str]) -> tuple[list[str], list[list[str]]]:
-    """The header and the cells of the leaderboard: rank, trial, each swept key, steps, best val loss, state."""
-    header = ["#", "trial", *column_names(keys), "steps", "best val", "at step", "state"]
+def _spread(row: dict) -> str:
+    """The repeats' best losses from the lowest to the highest: 1.9012..1.9250."""
+    spread = row.get("spread")
+    return "-" if spread is None else f"{_loss(spread[0])}..{_loss(spread[1])}"
+
+
+def leaderboard_rows(rows: list[dict], keys: list[str], repeats: int = 1) -> tuple[list[str], list[list[str]]]:
+    """The header and the cells of the leaderboard: rank, trial, each swept key, steps, best val loss, state.
+
+    With repeats the loss is the mean of the repeats' best ones, followed by their min..max."""
+    losses = ["best val"] if repeats == 1 else ["mean best", "spread"]
+    header = ["#", "trial", *column_names(keys), "steps", *losses, "at step", "state"]
     cells = []
     for rank, row in enumerate(sorted(rows, key=_rank_key), 1):
         cells.append(
@@ -59,6 +68,7 @@ def leaderboard_rows(rows: list[dict], keys: list[str]) -> tuple[list[str], list
                 *(fmt_value(row["values"].get(k)) for k in keys),
                 f"{row['step']}/{row['steps']}",
                 _loss(row["best_val_loss"]),
+                *([] if repeats == 1 else [_spread(row)]),
                 fmt_value(row["best_step"]),
                 row["state"],
             ]
@@ -66,26 +76,26 @@ def leaderboard_rows(rows: list[dict], keys: list[str]) -> tuple[list[str], list
     return header, cells
 
 
-def leaderboard_markdown(rows: list[dict], keys: list[str]) -> str:
-    header, cells = leaderboard_rows(rows, keys)
+def leaderboard_markdown(rows: list[dict], keys: list[str], repeats: int = 1) -> str:
+    header, cells = leaderboard_rows(rows, keys, repeats)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines) + "\n"
 
 
-def leaderboard_plain(rows: list[dict], keys: list[str]) -> str:
+def leaderboard_plain(rows: list[dict], keys: list[str], repeats: int = 1) -> str:
     """Aligned columns with a header line, for pipes and logs."""
-    header, cells = leaderboard_rows(rows, keys)
+    header, cells = leaderboard_rows(rows, keys, repeats)
     table = [header, *cells]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in table)
 
 
-def show_leaderboard(rows: list[dict], keys: list[str], console: Console) -> None:
+def show_leaderboard(rows: list[dict], keys: list[str], console: Console, repeats: int = 1) -> None:
     if not console.is_terminal:
-        console.file.write(leaderboard_plain(rows, keys))
+        console.file.write(leaderboard_plain(rows, keys, repeats))
         return
-    header, cells = leaderboard_rows(rows, keys)
+    header, cells = leaderboard_rows(rows, keys, repeats)
     table = Table(*header, box=None, header_style="bold")
     for c in cells:
         table.add_row(*c[:-1], f"[{STATE_STYLE.get(c[-1], '')}]{c[-1]}[/]" if c[-1] in STATE_STYLE else c[-1])
@@ -132,7 +142,8 @@ class SweepProgress:
         name, state, step = row["trial"], row["state"], row["step"]
         values = " ".join(f"{k}={fmt_value(v)}" for k, v in row["values"].items())
         loss = row["best_val_loss"]
-        best = "" if loss is None else f", best val {_loss(loss)} at step {row['best_step']}"
+        mean = "mean " * ("spread" in row)  # a trial of several repeats
+        best = "" if loss is None else f", {mean}best val {_loss(loss)} at step {row['best_step']}"
         if state == "running":
             return f"{name} running{f' from step {step}' if step else ''}: {values}"
         if state == "failed":

@@ -61,6 +61,30 @@ def started(*argv: str, cwd: Path, **kwargs):
                     break
 
 
+def interrupted(sweep: Path, sets: list[str], ready: list[Path]) -> tuple[int, str, str]:
+    """`charrnn sweep` in its own process, Ctrl-C'd once every file of `ready` exists; its code, stdout, stderr."""
+    proc = subprocess.Popen(
+        [*COMMAND, "sweep", str(sweep), *sets],
+        cwd=sweep.parent,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not all(path.exists() for path in ready):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group, workers included
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, stdout, stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,6 +130,9 @@ BAD = [
     ({"space": {"train.out_dir": ["a", "b"]}}, "space: train.out_dir: the sweep sets it"),
     ({"space": {"train.steps": ["auto", 12]}}, "train.steps: auto fits each trial's count to its own speed"),
     ({"config": "missing.yaml"}, "config: ", "missing.yaml: no such config file"),
+    ({"repeats": 0}, "repeats: expected a positive integer (runs of each trial), got 0"),
+    ({"repeats": 1.5}, "repeats: expected a positive integer (runs of each trial), got 1.5"),
+    ({"repeats": "2"}, "repeats: expected a positive integer (runs of each trial), got '2'"),
     # tied keys: each part checked as a single key, no key twice, entries of the right length, values checked
     ({"space": {"model.cell,model.num_lyers": [["rnn", 1]]}}, "space: model.num_lyers: unknown key (did you mean"),
     ({"space": {"model.cell,train.out_dir": [["rnn", "a"]]}}, "space: train.out_dir: the sweep sets it"),
@@ -162,6 +189,7 @@ def test_bad_yaml_and_bad_set_options(tmp_path):
         ("train.workers=2", "--set train.workers=2: the sweep sets it"),
         ("model.hidden_size=16", "space: model.hidden_size: also given with --set"),
         ("data.val_fraction=0", "data.val_fraction: a sweep ranks its trials by validation loss"),
+        ("repeats=-1", "--set repeats=-1: expected a positive integer (runs of each trial), got -1"),
     ]:
         done = invoke("sweep", sweep, "--set", option)
         assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, fragment)
@@ -281,6 +309,90 @@ def test_a_sweep_over_the_cell_trains_each_and_best_yaml_names_it(tmp_path):
         assert info["cell"] == t["values"]["model.cell"]
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
     assert best["model"]["cell"] == summary["best_values"]["model.cell"]
+
+
+def test_repeats_train_each_trial_with_other_seeds_and_rank_it_by_the_mean(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from charrnn.loss_chart import read_metrics
+
+    # a pruner, so that each trial waits for the answer to every validation it posts (the median one never
+    # prunes with fewer than 5 trials finished)
+    sweep = write_sweep(tmp_path, space={"model.hidden_size": [8, 12]}, repeats=2, pruner="median")
+    done = invoke("sweep", sweep, "--json")
+    assert done.exit_code == 0, done.stderr
+    trials, summary = json_lines(done.stdout)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["t000-r0", "t000-r1", "t001-r0", "t001-r1"]
+    study = optuna.load_study(
+        study_name="charrnn", storage=JournalStorage(JournalFileBackend(str(out / "study.journal")))
+    )
+    for t, frozen in zip(trials, study.trials):
+        dirs = [out / "trials" / f"{t['trial']}-r{r}" for r in range(2)]
+        records = [json.loads((d / "trial.json").read_text()) for d in dirs]
+        seeds = [yaml.safe_load((d / "config.yaml").read_text())["train"]["seed"] for d in dirs]
+        assert seeds == [0, 1] and [r["seed"] for r in records] == seeds and [r["repeat"] for r in records] == [0, 1]
+        bests = [json.loads((d / "best.json").read_text())["metrics"]["best_val_loss"] for d in dirs]
+        assert [r["best_val_loss"] for r in records] == bests and bests[0] != bests[1]  # other seeds, other runs
+        assert t["best_val_loss"] == pytest.approx(sum(bests) / 2) and t["spread"] == [min(bests), max(bests)]
+        assert [r["run_dir"] for r in t["repeats"]] == [str(d) for d in dirs] and (t["step"], t["steps"]) == (24, 24)
+        # Optuna saw, and the pruners would judge, the mean of the repeats' losses at each validation
+        curves = [dict(read_metrics(d / "metrics.jsonl")[1]) for d in dirs]
+        assert frozen.intermediate_values == {k: pytest.approx((curves[0][k] + curves[1][k]) / 2) for k in (4, 8, 12)}
+        assert frozen.value == pytest.approx(t["best_val_loss"])
+    best = min(trials, key=lambda t: t["best_val_loss"])
+    assert (summary["best_trial"], summary["best_val_loss"], summary["best_spread"]) == (
+        best["trial"],
+        best["best_val_loss"],
+        best["spread"],
+    )
+    low, high = best["spread"]
+    row = f"| 1 | {best['trial']} | {best['values']['model.hidden_size']} | 24/24 | {best['best_val_loss']:.4f} | "
+    board = (out / "leaderboard.md").read_text()
+    assert board.startswith("| # | trial | hidden_size | steps | mean best | spread | at step | state |")
+    assert board.splitlines()[2].startswith(row + f"{low:.4f}..{high:.4f} | 12 | complete |")
+    assert f"mean best validation loss {best['best_val_loss']:.4f} over 2 seeds ({low:.4f}..{high:.4f})" in done.stderr
+    header = (out / "best.yaml").read_text().splitlines()[0]
+    assert f"mean best validation loss {best['best_val_loss']:.4f} over 2 seeds, {low:.4f}..{high:.4f}" in header
+    assert yaml.safe_load((out / "best.yaml").read_text())["train"]["seed"] == 0
+    listed = invoke("runs", out / "trials", "--json")
+    assert len(json.loads(listed.stdout)) == 4
+    done = invoke("sweep", sweep, "--resume", "--set", "repeats=1")
+    assert_one_line_error(done.exit_code, done.stdout, done.stderr, 2, "cannot resume, the sweep changed (repeats)")
+
+
+def test_a_sweep_of_repeats_interrupted_then_resumed_completes_every_repeat(tmp_path):
+    pytest.importorskip("optuna")
+    pytest.importorskip("distributed")
+    # a short trial that finishes; a long one that Ctrl-C stops in its second repeat, its first one done
+    sweep = write_sweep(tmp_path, space={"train.steps": [20, 3000]})
+    sets = ["--set", "repeats=2", "--set", "train.checkpoint_every=20", "--set", "train.eval_every=100"]
+    trials = tmp_path / "out" / "trials"
+    code, _, stderr = interrupted(sweep, sets, [trials / "t000-r1" / "trial.json", trials / "t001-r1" / "latest.json"])
+    assert code == 130 and "t001 stopped at step" in stderr, stderr
+    stopped = json.loads((trials / "t001-r1" / "latest.json").read_text())["step"]
+    assert 0 < stopped < 3000 and json.loads((trials / "t001-r0" / "trial.json").read_text())["state"] == "complete"
+    kept = {n: snapshot(trials / n) for n in ("t000-r0", "t000-r1", "t001-r0")}
+
+    done = invoke("sweep", sweep, *sets, "--resume", "--json")
+    assert done.exit_code == 0, done.stderr
+    rows, summary = json_lines(done.stdout)
+    assert [(t["trial"], t["state"], t["step"]) for t in rows] == [("t000", "complete", 40), ("t001", "complete", 6000)]
+    assert [[(r["state"], r["step"], r["seed"]) for r in t["repeats"]] for t in rows] == [
+        [("complete", 20, 0), ("complete", 20, 1)],
+        [("complete", 3000, 0), ("complete", 3000, 1)],
+    ]
+    assert f"t001 running from step {3000 + stopped}" in done.stderr
+    snaps = {n: snapshot(trials / n) for n in kept}
+    assert snaps == kept  # the finished trial and the finished repeat, byte for byte
+    again = invoke("train", trials / "t001-r1" / "config.yaml", "-q", "--set", f"train.out_dir={tmp_path / 'again'}")
+    assert again.exit_code == 0, again.stderr
+    assert losses(trials / "t001-r1") == losses(tmp_path / "again")  # the stopped repeat continued exactly
+    done = invoke("sweep", sweep, *sets, "--resume")
+    assert done.exit_code == 0 and "its 2 trials have finished; nothing to train" in done.stderr, done.stderr
 
 
 TIED = {"model.cell,model.num_layers,model.hidden_size": [["rnn", 1, 12], ["gru", 2, 6]]}
@@ -458,35 +570,10 @@ def test_interrupt_then_resume_continues_the_unfinished_trials_exactly(tmp_path)
     sweep = write_sweep(tmp_path, space={"train.steps": [20, 3000], "train.learning_rate": [1.0e-2, 3.0e-3]})
     sets = ["--set", "train.checkpoint_every=20", "--set", "train.eval_every=100"]
     trials = tmp_path / "out" / "trials"
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [*COMMAND, "sweep", str(sweep), *sets],
-        cwd=tmp_path,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while not all(
-            (trials / n / f).exists()
-            for n, f in [
-                ("t000", "trial.json"),
-                ("t001", "trial.json"),
-                ("t002", "latest.json"),
-                ("t003", "latest.json"),
-            ]
-        ):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group, workers included
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, stderr
+    ready = [trials / n / f for n, f in [("t000", "trial.json"), ("t001", "trial.json")]]
+    ready += [trials / n / "latest.json" for n in ("t002", "t003")]
+    code, stdout, stderr = interrupted(sweep, sets, ready)
+    assert code == 130, stderr
     assert stdout == ""
     resume = f"resume with: charrnn sweep {sweep} {' '.join(sets)} --resume"
     assert resume in stderr and "t002 stopped at step" in stderr, stderr

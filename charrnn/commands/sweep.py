@@ -12,6 +12,7 @@ from ..sweep_progress import SweepProgress, show_leaderboard, shown_path
 from .output import err_console, write_stdout
 
 JSON_FIELDS = ("trial", "values", "state", "step", "steps", "best_val_loss", "best_step", "run_dir", "error")
+REPEAT_FIELDS = ("spread", "repeats")  # with repeats > 1: each trial's min..max best loss, and each repeat's result
 
 
 def run(
@@ -40,9 +41,12 @@ def run(
             return _signal_exit(received)
         finally:
             progress.close()
+    repeats = summary["repeats"]
     if as_json:
-        lines = [json.dumps({k: row[k] for k in JSON_FIELDS}) for row in summary["rows"]]
+        fields = JSON_FIELDS if repeats == 1 else (*JSON_FIELDS, *REPEAT_FIELDS)
+        lines = [json.dumps({k: row.get(k) for k in fields}) for row in summary["rows"]]
         best = summary["best"]
+        spread = {} if repeats == 1 else {"repeats": repeats, "best_spread": best["spread"] if best else None}
         lines.append(
             json.dumps(
                 {
@@ -51,6 +55,7 @@ def run(
                     "steps_trained": summary["steps_trained"],
                     "best_trial": best["trial"] if best else None,
                     "best_val_loss": best["best_val_loss"] if best else None,
+                    **spread,
                     "best_values": best["values"] if best else None,
                     "best_yaml": summary["best_yaml"],
                     "stop_reason": summary["stop_reason"],
@@ -60,11 +65,15 @@ def run(
         )
         write_stdout("".join(line + "\n" for line in lines))
     if not quiet and summary["rows"]:
-        show_leaderboard(summary["rows"], summary["keys"], console)
+        show_leaderboard(summary["rows"], summary["keys"], console, repeats)
     if not quiet and summary["best"]:
         best = summary["best"]
+        loss = f"validation loss {best['best_val_loss']:.4f}"
+        if repeats > 1:
+            low, high = best["spread"]
+            loss = f"mean best {loss} over {repeats} seeds ({low:.4f}..{high:.4f})"
         console.print(
-            f"best: {best['trial']}, validation loss {best['best_val_loss']:.4f} at step {best['best_step']}; "
+            f"best: {best['trial']}, {loss} at step {best['best_step']}; "
             f"train it again with: charrnn train {shlex.quote(shown_path(summary['best_yaml']))}",
             markup=False,
         )

@@ -136,8 +136,10 @@ def ema_update(average: dict, params: dict, ema: float, t: int) -> None:
     """
     decay = min(ema, (1 + t) / (10 + t))
     for name, a in average.items():
+        # as params + d * (average - params), in place: no temporary the size of the weights at every step
+        a -= params[name]
         a *= decay
-        a += (1 - decay) * params[name]
+        a += params[name]
 
 
 def clip_grad_norm(grads: dict, max_norm: float) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scratch import scratch
+from ..scratch import scratch, transposed
 
 GATES = 3
 STATE = 1
@@ -51,7 +51,7 @@ def forward_window(p: dict, pre: np.ndarray, state0: np.ndarray, restarts: list,
     a = scratch(work, f"a.{tag}", (B, 3, H), dtype)
     h[0] = state0
     # (H, 3H) laid out row by row: OpenBLAS multiplies it a fifth faster than the transposed view at B = 50
-    W_hht_T, b_hn = np.ascontiguousarray(p["W_hht"].T), p["b_hn"]
+    W_hht_T, b_hn = transposed(work, f"W_hht_T.{tag}", p["W_hht"]), p["b_hn"]
     pre4 = pre.reshape(T, B, 3, H)
     for t in range(T):
         # zero rows whose input is <s>: state restarts at each start token
@@ -73,35 +73,36 @@ def backward_window(p: dict, dh: np.ndarray, cache: dict, work, tag: str):
     h_prev = h[:-1]  # (T, B, H) what each step read
     if keep is not None:
         h_prev = np.multiply(h_prev, keep, out=scratch(work, "h_prev", (T, B, H), dtype))
-    # factors for the whole window first, each multiplied in place by the step's gradient in the loop
+    # each step's factors made at that step, so its slices stay in cache for the rest of the step
     da = scratch(work, f"da.{tag}", (T, B, 3, H), dtype)  # gradient wrt a = W_hht h_{t-1} (+ b_hn for n)
     dpre = scratch(work, f"dpre.{tag}", (T, B, 3, H), dtype)
-    np.subtract(1, r, out=da[:, :, 0])
-    da[:, :, 0] *= r
-    da[:, :, 0] *= hn  # dL/da_r = dn_raw * hn * r'
-    np.subtract(h_prev, n, out=da[:, :, 1])
-    da[:, :, 1] *= z
-    np.subtract(1, z, out=dpre[:, :, 0])
-    da[:, :, 1] *= dpre[:, :, 0]  # dL/da_z = dh * (h_prev - n) * z'
-    np.multiply(n, n, out=dpre[:, :, 2])
-    np.subtract(1, dpre[:, :, 2], out=dpre[:, :, 2])
-    dpre[:, :, 2] *= dpre[:, :, 0]  # dn_raw = dh * (1 - z) * (1 - n^2)
     dz_h = np.empty((B, H), dtype)
     dh_next = np.zeros((B, H), dtype)  # after step 0, the gradient wrt h0
     for t in range(T - 1, -1, -1):
+        D, E = da[t], dpre[t]  # (B, 3, H)
+        np.subtract(1, r[t], out=D[:, 0])
+        D[:, 0] *= r[t]
+        D[:, 0] *= hn[t]  # dL/da_r = dn_raw * hn * r'
+        np.subtract(h_prev[t], n[t], out=D[:, 1])
+        D[:, 1] *= z[t]
+        np.subtract(1, z[t], out=E[:, 0])
+        D[:, 1] *= E[:, 0]  # dL/da_z = dh * (h_prev - n) * z'
+        dn_raw = E[:, 2]
+        np.multiply(n[t], n[t], out=dn_raw)
+        np.subtract(1, dn_raw, out=dn_raw)
+        dn_raw *= E[:, 0]  # dn_raw = dh * (1 - z) * (1 - n^2)
         if t < T - 1:
             np.add(dh[t], dh_next, out=dh[t])
-        dn_raw = dpre[t][:, 2]
         dn_raw *= dh[t]
-        da[t][:, 0] *= dn_raw
-        da[t][:, 1] *= dh[t]
-        np.multiply(dn_raw, r[t], out=da[t][:, 2])
-        np.dot(da[t].reshape(B, 3 * H), W_hht, out=dh_next)
+        D[:, 0] *= dn_raw
+        D[:, 1] *= dh[t]
+        np.multiply(dn_raw, r[t], out=D[:, 2])
+        E[:, :2] = D[:, :2]  # r's and z's pre-activations take a's gradient; n's took dn_raw
+        np.dot(D.reshape(B, 3 * H), W_hht, out=dh_next)
         np.multiply(dh[t], z[t], out=dz_h)
         dh_next += dz_h
         if restarts[t]:  # no gradient flows past a restart
             dh_next *= keep[t]
-    dpre[:, :, :2] = da[:, :, :2]  # r's and z's pre-activations take a's gradient; n's took dn_raw
     da2 = da.reshape(T * B, 3 * H)
     grads = {"W_hht": np.dot(da2.T, h_prev.reshape(T * B, H)), "b_hn": da[:, :, 2].reshape(T * B, H).sum(axis=0)}
     return dpre.reshape(T, B, 3 * H), grads, dh_next

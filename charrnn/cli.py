@@ -244,7 +244,7 @@ def runs(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array, one object per run."),
 ) -> None:
-    """List the runs under ./runs (or FOLDER): step, best validation loss, age of the last checkpoint.
+    """List the runs under ./runs (or FOLDER): model, step, best validation loss, age of the last checkpoint.
 
     \b
     Example:

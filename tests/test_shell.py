@@ -220,12 +220,12 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(run_dir):
     assert trained.exit_code == 0 and "\x1b" not in trained.stderr  # no bar redraws off a terminal
 
 
-def test_runs_lists_step_best_val_loss_and_age(tmp_path, monkeypatch):
+def test_runs_lists_model_step_best_val_loss_and_age(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("runs")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", "no runs under runs\n")
     assert invoke("runs", "--json").stdout == "[]\n"
-    train_tiny(tmp_path, "b", steps=20)
+    train_tiny(tmp_path, "b", steps=20, cell="lstm")
     train_tiny(tmp_path, "a", steps=20)
     (tmp_path / "runs" / "broken").mkdir()
     (tmp_path / "runs" / "broken" / "latest.json").write_text("{not json")
@@ -233,11 +233,14 @@ def test_runs_lists_step_best_val_loss_and_age(tmp_path, monkeypatch):
     assert [r["run"] for r in listed] == [str(Path("runs") / "a"), str(Path("runs") / "b")]
     best = json.loads((tmp_path / "runs" / "a" / "latest.json").read_text())["metrics"]["best_val_loss"]
     assert listed[0]["step"] == 20 and listed[0]["best_val_loss"] == best and 0 <= listed[0]["age_seconds"] < 600
+    assert [(r["cell"], r["num_layers"], r["hidden_size"]) for r in listed] == [("rnn", 2, 16), ("lstm", 2, 16)]
     text = invoke("runs")
     assert text.stderr == f"warning: {Path('runs') / 'broken' / 'latest.json'}: unreadable, skipped\n"
     rows = [re.split(r"\s{2,}", line) for line in text.stdout.splitlines()]
-    assert rows[0] == ["run", "step", "best val loss", "age"]
-    assert rows[1][:3] == [str(Path("runs") / "a"), "20/20", f"{best:.4f}"] and re.fullmatch(r"\d+[smhd]", rows[1][3])
+    assert rows[0] == ["run", "model", "step", "best val loss", "age"]
+    assert rows[1][:4] == [str(Path("runs") / "a"), "rnn 2x16", "20/20", f"{best:.4f}"]
+    assert rows[2][1] == "lstm 2x16"
+    assert re.fullmatch(r"\d+[smhd]", rows[1][4])
     assert len(rows) == 3
 
 

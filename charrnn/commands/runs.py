@@ -1,4 +1,4 @@
-"""`charrnn runs`: the runs under a folder with their step, best validation loss and age, as text or JSON."""
+"""`charrnn runs`: the runs under a folder with their model, step, best validation loss and age, as text or JSON."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import CharrnnError
 from .output import err_console, write_stdout
 
-COLUMNS = ("run", "step", "best val loss", "age")
+COLUMNS = ("run", "model", "step", "best val loss", "age")
 
 
 def list_runs(root: Path) -> tuple[list[dict], list[str]]:
@@ -26,9 +26,13 @@ def list_runs(root: Path) -> tuple[list[dict], list[str]]:
         try:
             meta = json.loads(latest.read_text(encoding="utf-8"))
             metrics = meta.get("metrics") or {}
+            model = meta["config"]["model"]
             runs.append(
                 {
                     "run": str(latest.parent),
+                    "cell": model.get("cell", "rnn"),  # checkpoints before the gated cells hold no cell
+                    "num_layers": model["num_layers"],
+                    "hidden_size": model["hidden_size"],
                     "step": meta["step"],
                     "steps": meta.get("steps") or meta["config"]["train"]["steps"],  # auto's fixed count
                     "best_val_loss": metrics.get("best_val_loss"),
@@ -52,7 +56,8 @@ def age(seconds: float) -> str:
 
 def _cells(run: dict) -> tuple[str, ...]:
     best = "-" if run["best_val_loss"] is None else f"{run['best_val_loss']:.4f}"
-    return run["run"], f"{run['step']}/{run['steps']}", best, age(run["age_seconds"])
+    model = f"{run['cell']} {run['num_layers']}x{run['hidden_size']}"
+    return run["run"], model, f"{run['step']}/{run['steps']}", best, age(run["age_seconds"])
 
 
 def render_plain(runs: list[dict]) -> str:

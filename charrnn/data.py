@@ -17,15 +17,21 @@ _GROUP = 1 << 20  # characters of short records encoded in one call
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """The file's text, exactly: no newline translation, so CRLF stays CRLF."""
+DATA_PATH_HINT = "put the text there, or point data.path at it (--set data.path=FILE)"
+
+
+def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict", hint: str | None = None) -> str:
+    """The file's text, exactly: no newline translation, so CRLF stays CRLF.
+
+    hint: what to do when the file is missing, when the path came from a config (DATA_PATH_HINT).
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(
-            f"{path}: data file not found; put the text there, or point data.path at it (--set data.path=FILE)"
-        ) from None
+        if hint is None:
+            raise DataError(f"{path}: no such file") from None
+        raise DataError(f"{path}: data file not found; {hint}") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a text file") from None
     except OSError as err:
@@ -122,7 +128,7 @@ class Corpus:
 
 
 def load_corpus(cfg: DataConfig) -> Corpus:
-    text = read_text(cfg.path, cfg.encoding, cfg.errors)
+    text = read_text(cfg.path, cfg.encoding, cfg.errors, DATA_PATH_HINT)
     records = split_records(text, cfg.records)
     if not records:
         raise DataError(f"{cfg.path}: no text to train on (the file is empty or holds only blank lines)")

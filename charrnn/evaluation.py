@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 from .config import Config
-from .data import encode_records, read_text, split_records, split_train_val
+from .data import DATA_PATH_HINT, encode_records, read_text, split_records, split_train_val
 from .errors import DataError
 from .model import StackedRNN
 from .parallel import Workers
@@ -85,7 +85,7 @@ def encode_text(
 def training_split(cfg: Config, vocab: Vocab, skip_unknown: bool = False) -> tuple[np.ndarray, np.ndarray, Counter]:
     """Train and validation ids of the run's data.path, re-read and split exactly as training split it."""
     d = cfg.data
-    text = read_text(d.path, d.encoding, d.errors)
+    text = read_text(d.path, d.encoding, d.errors, DATA_PATH_HINT)
     ids, unknown = encode_text(text, d.path, vocab, d.records, skip_unknown)
     train, val = split_train_val(ids, d.val_fraction)
     return train, val, unknown

@@ -93,7 +93,7 @@ def test_unknown_characters_are_an_error_or_skipped(trained, tmp_path):
 
 def test_eval_errors(trained, tmp_path):
     missing = invoke("eval", "-c", trained, tmp_path / "nope.txt")
-    assert missing.exit_code == 1 and "data file not found" in missing.stderr
+    assert (missing.exit_code, missing.stderr) == (1, f"Error: {tmp_path / 'nope.txt'}: no such file\n")
     assert invoke("eval", "-c", tmp_path / "nope").exit_code == 1
     assert invoke("eval", "-c", trained, "--novelty", "-3").exit_code == 2
     hello_dir = tmp_path / "hello"

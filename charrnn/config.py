@@ -195,7 +195,7 @@ class TrainConfig:
     lr_schedule: str = _key(
         "step",
         _choice("step", "exponential", "cosine", "plateau"),
-        "step/exponential: lr_decay per lr_decay_every steps; cosine: down to lr_min over train.steps; "
+        "step/exponential: lr_decay per lr_decay_every steps; cosine: down to lr_min at the last of train.steps; "
         "plateau: times lr_decay after lr_patience validations without a new best",
     )
     lr_min: float = _key(0.0, nonnegative_float, "floor of every schedule; where cosine ends")

@@ -159,7 +159,7 @@ def learning_rate(cfg: TrainConfig, step: int, plateau_scale: float = 1.0) -> fl
     """The learning rate of update `step` (counted from 0) under train.lr_schedule, after warm-up.
 
     step: learning_rate * lr_decay ** (step // lr_decay_every); exponential: the same, decayed smoothly
-    (step / lr_decay_every); cosine: from learning_rate down to lr_min over train.steps; plateau:
+    (step / lr_decay_every); cosine: from learning_rate down to lr_min at the last of train.steps; plateau:
     learning_rate * plateau_scale (see plateau_update). No schedule goes below lr_min. During the first
     warmup_steps updates the rate ramps up linearly, (step + 1) / warmup_steps of it. train.steps is the
     run's count: under `auto`, the one the run fixed, or "auto" before it has, when cosine holds at
@@ -172,7 +172,8 @@ def learning_rate(cfg: TrainConfig, step: int, plateau_scale: float = 1.0) -> fl
         lr *= cfg.lr_decay ** (step / cfg.lr_decay_every)
     elif kind == "cosine":
         length = cfg.steps if isinstance(cfg.steps, int) else math.inf
-        progress = min(1.0, max(0, step - cfg.warmup_steps) / max(1, length - cfg.warmup_steps))
+        # the last update, step length - 1, runs at lr_min: the schedule ends at its floor, as the run does
+        progress = min(1.0, max(0, step - cfg.warmup_steps) / max(1, length - 1 - cfg.warmup_steps))
         lr = cfg.lr_min + (lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
     else:
         lr *= plateau_scale

@@ -52,10 +52,10 @@ def test_matches_torch_optim(name):
 def test_exponential_cosine_warmup_and_floor():
     exp = TrainConfig(learning_rate=1.0, lr_schedule="exponential", lr_decay=0.25, lr_decay_every=10)
     assert [learning_rate(exp, s) for s in (0, 5, 10, 20)] == pytest.approx([1.0, 0.5, 0.25, 0.0625])
-    cos = TrainConfig(learning_rate=1.0, lr_schedule="cosine", steps=110, warmup_steps=10, lr_min=0.1)
-    lrs = [learning_rate(cos, s) for s in range(111)]
+    cos = TrainConfig(learning_rate=1.0, lr_schedule="cosine", steps=111, warmup_steps=10, lr_min=0.1)
+    lrs = [learning_rate(cos, s) for s in range(111)]  # updates 0..110 of 111
     assert lrs[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])  # warm-up ramps to the full rate
-    assert lrs[10] == 1.0 and lrs[60] == pytest.approx(0.55) and lrs[110] == pytest.approx(0.1)
+    assert lrs[10] == 1.0 and lrs[60] == pytest.approx(0.55) and lrs[110] == 0.1  # the last update at the floor
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     floor = TrainConfig(learning_rate=1.0, lr_decay=0.5, lr_decay_every=1, lr_min=0.2)
     assert learning_rate(floor, 1) == 0.5 and learning_rate(floor, 5) == 0.2

@@ -67,7 +67,7 @@ rate never goes below `train.lr_min`:
 | --- | --- |
 | `step` | lr · decay^(step // every): constant with the default `lr_decay` 1.0 |
 | `exponential` | lr · decay^(step / every) |
-| `cosine` | from lr down to lr_min, on half a cosine, between the end of warm-up and the last update (the last of `train.steps` runs at lr_min) |
+| `cosine` | from lr down to lr_min, on half a cosine, from the end of warm-up to the last update, at lr_min |
 | `plateau` | lr, times decay after each `lr_patience` validations in a row without a new best |
 
 During the first `train.warmup_steps` updates any schedule's rate is scaled by

@@ -25,7 +25,7 @@ def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(tmp_path):
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            # as a terminal starts it: a test run as a background job would pass on an ignored SIGINT
+            # as a terminal starts it: pytest run as a background job hands its children an ignored SIGINT
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
